@@ -1,0 +1,36 @@
+import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * Fields that must never reach a log line, whoever passes them. Code in this
+ * project logs explicit fields only (never whole header or body objects); the
+ * redaction list is the second line of defence.
+ */
+const REDACT_PATHS = [
+  'authorization', 'Authorization', 'dpop', 'DPoP', 'cookie', 'x-api-key',
+  'headers', '*.headers', 'body', '*.body', 'privateKey', '*.privateKey', 'proof', 'bearer',
+];
+
+export interface LoggerOptions {
+  level: LevelWithSilent;
+  /** Where lines go; defaults to stdout. Tests pass a stream they can parse. */
+  destination?: DestinationStream;
+  /** Static fields bound to every line. */
+  base?: Record<string, unknown>;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { service: 'firstops-sidecar', ...options.base },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}
