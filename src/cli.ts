@@ -1,0 +1,77 @@
+import { request } from 'node:http';
+import { describeConfig, loadConfig, type Env } from './config.ts';
+import { createIdentity, readIdentityFiles } from './identity.ts';
+import { compilePolicy } from './policy/local.ts';
+import { readFile } from 'node:fs/promises';
+
+export type Command = 'serve' | 'check' | 'healthcheck' | 'injector' | 'help';
+const COMMANDS: readonly Command[] = ['serve', 'check', 'healthcheck', 'injector', 'help'];
+
+export const USAGE = `usage: firstops-sidecar [serve|check|healthcheck|injector]
+  serve        run the proxy (default)
+  check        validate configuration, identity and policy; print the resolved config (no secrets)
+  healthcheck  exit 0 when the admin listener's /readyz answers 200 (for images without curl)
+  injector     run the Kubernetes admission webhook that injects the sidecar`;
+
+export function parseCommand(argv: readonly string[]): Command | undefined {
+  const arg = argv[0];
+  if (arg === undefined) return 'serve';
+  if (arg === '--help' || arg === '-h') return 'help';
+  return (COMMANDS as readonly string[]).includes(arg) ? (arg as Command) : undefined;
+}
+
+/** `check`: everything `serve` validates before it listens, as a report. Returns the exit code. */
+export async function runCheck(env: Env, out: (line: string) => void): Promise<number> {
+  const problems: string[] = [];
+  let report: Record<string, unknown> = {};
+  try {
+    const config = loadConfig(env);
+    report = { config: describeConfig(config) };
+    try {
+      const files = await readIdentityFiles(config.identityDir);
+      if (files) {
+        const identity = await createIdentity(files.agentId, files.privateKey);
+        report.identity = { status: 'loaded', jkt: identity.jkt };
+      } else {
+        report.identity = { status: 'absent', dir: config.identityDir };
+      }
+    } catch (err) {
+      problems.push(`identity: ${(err as Error).message}`);
+    }
+    if (config.policyFile) {
+      try {
+        const policy = compilePolicy(await readFile(config.policyFile, 'utf8'), config.policyFile);
+        report.policy = { file: config.policyFile, rules: policy.ruleCount };
+      } catch (err) {
+        problems.push(`policy: ${(err as Error).message}`);
+      }
+    }
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  report.problems = problems;
+  out(JSON.stringify(report, null, 2));
+  return problems.length === 0 ? 0 : 1;
+}
+
+/** `healthcheck`: GET /readyz on the admin port. Returns the exit code. */
+export function runHealthcheck(env: Env, timeoutMs = 2_000): Promise<number> {
+  let host = '127.0.0.1';
+  let port = 9323;
+  try {
+    const config = loadConfig(env);
+    port = config.adminPort;
+    if (!['0.0.0.0', '::', ''].includes(config.adminHost)) host = config.adminHost;
+  } catch {
+    return Promise.resolve(2);
+  }
+  return new Promise((resolve) => {
+    const req = request({ host, port, path: '/readyz', method: 'GET', timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? 0 : 1);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(1));
+    req.end();
+  });
+}

@@ -1,0 +1,207 @@
+import { LOG_LEVELS } from './log.ts';
+import type { LevelWithSilent } from 'pino';
+
+export type FailMode = 'closed' | 'open';
+export type RemotePolicyMode = 'auto' | 'off';
+
+export interface UpstreamConfig {
+  /** Provider name as it appears in the route, lower-cased. */
+  readonly name: string;
+  /** scheme://host[:port], the undici origin. */
+  readonly origin: string;
+  /** Path prefix of the base URL without trailing slash ('' when none). */
+  readonly basePath: string;
+}
+
+export interface Config {
+  readonly gatewayUrl: string;
+  readonly identityDir: string;
+  readonly listenHost: string;
+  readonly port: number;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  readonly policyFile: string | undefined;
+  readonly remotePolicy: RemotePolicyMode;
+  readonly failMode: FailMode;
+  readonly policyTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly logLevel: LevelWithSilent;
+  readonly drainTimeoutMs: number;
+  readonly upstreamTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly reloadIntervalMs: number;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const DEFAULT_UPSTREAMS: Readonly<Record<string, string>> = {
+  openai: 'https://api.openai.com',
+  anthropic: 'https://api.anthropic.com',
+};
+
+const UPSTREAM_PREFIX = 'FIRSTOPS_UPSTREAM_';
+
+/** Every variable the sidecar reads, with its default and meaning: the README table mirrors this. */
+export const VARIABLES = {
+  FIRSTOPS_GATEWAY_URL: 'https://api.firstops.dev',
+  FIRSTOPS_IDENTITY_DIR: '/var/run/secrets/firstops',
+  FIRSTOPS_LISTEN_HOST: '127.0.0.1',
+  FIRSTOPS_PORT: '9322',
+  FIRSTOPS_ADMIN_HOST: '0.0.0.0',
+  FIRSTOPS_ADMIN_PORT: '9323',
+  FIRSTOPS_POLICY_FILE: undefined,
+  FIRSTOPS_REMOTE_POLICY: 'auto',
+  FIRSTOPS_FAIL_MODE: 'closed',
+  FIRSTOPS_POLICY_TIMEOUT_MS: '5000',
+  FIRSTOPS_MAX_BODY_BYTES: '104857600',
+  FIRSTOPS_LOG_LEVEL: 'info',
+  FIRSTOPS_DRAIN_TIMEOUT_MS: '25000',
+  FIRSTOPS_UPSTREAM_TIMEOUT_MS: '600000',
+  FIRSTOPS_CONNECT_TIMEOUT_MS: '10000',
+  FIRSTOPS_RELOAD_INTERVAL_MS: '2000',
+} as const satisfies Record<string, string | undefined>;
+
+type Variable = keyof typeof VARIABLES;
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Collects problems instead of stopping at the first, so one start names them all. */
+class Reader {
+  readonly problems: string[] = [];
+  readonly #env: Env;
+  constructor(env: Env) {
+    this.#env = env;
+  }
+
+  raw(name: Variable): string | undefined {
+    const value = this.#env[name];
+    return value === undefined || value === '' ? VARIABLES[name] : value;
+  }
+
+  problem(name: string, value: string | undefined, expected: string): void {
+    this.problems.push(`${name}=${JSON.stringify(value ?? '')}: expected ${expected}`);
+  }
+
+  string(name: Variable): string {
+    const value = this.raw(name)?.trim();
+    if (!value) this.problem(name, value, 'a non-empty value');
+    return value ?? '';
+  }
+
+  integer(name: Variable, min: number, max: number): number {
+    const value = this.raw(name) ?? '';
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      this.problem(name, value, `an integer from ${min} to ${max}`);
+      return min;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: Variable, allowed: readonly T[]): T {
+    const value = (this.raw(name) ?? '').trim().toLowerCase();
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problem(name, value, `one of ${allowed.join(', ')}`);
+      return allowed[0] as T;
+    }
+    return value as T;
+  }
+}
+
+/**
+ * Parses an http(s) base URL. Returns a problem description or the parts.
+ * The string is kept as written (minus trailing slashes) because the gateway
+ * compares DPoP `htu` byte for byte with what it was sent.
+ */
+export function parseBaseUrl(value: string): { base: string; origin: string; basePath: string } | string {
+  const base = value.trim().replace(/\/+$/, '');
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    return 'an absolute http:// or https:// URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'an http:// or https:// URL';
+  if (!url.hostname) return 'a URL with a host';
+  if (url.username || url.password) return 'a URL without credentials (user:password@ would leak into logs)';
+  if (url.search || url.hash || base.includes('?') || base.includes('#')) return 'a URL without query or fragment';
+  const basePath = url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, '');
+  return { base, origin: url.origin, basePath };
+}
+
+function readUpstreams(env: Env, reader: Reader): Map<string, UpstreamConfig> {
+  const entries = new Map<string, string>(Object.entries(DEFAULT_UPSTREAMS));
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith(UPSTREAM_PREFIX) || value === undefined) continue;
+    const suffix = key.slice(UPSTREAM_PREFIX.length);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(suffix)) {
+      reader.problem(key, value, `a provider name of letters, digits, '_' or '-' after ${UPSTREAM_PREFIX}`);
+      continue;
+    }
+    const name = suffix.toLowerCase();
+    // An empty value removes a provider, including a default one.
+    if (value.trim() === '') entries.delete(name);
+    else entries.set(name, value);
+  }
+  const upstreams = new Map<string, UpstreamConfig>();
+  for (const [name, value] of entries) {
+    const parsed = parseBaseUrl(value);
+    if (typeof parsed === 'string') {
+      reader.problem(`${UPSTREAM_PREFIX}${name.toUpperCase()}`, value, parsed);
+      continue;
+    }
+    upstreams.set(name, { name, origin: parsed.origin, basePath: parsed.basePath });
+  }
+  return upstreams;
+}
+
+/** Reads and validates the whole configuration; throws one ConfigError naming every problem. */
+export function loadConfig(env: Env): Config {
+  const r = new Reader(env);
+  const gatewayRaw = r.string('FIRSTOPS_GATEWAY_URL');
+  const gateway = parseBaseUrl(gatewayRaw);
+  if (typeof gateway === 'string') r.problem('FIRSTOPS_GATEWAY_URL', gatewayRaw, gateway);
+
+  const policyFile = r.raw('FIRSTOPS_POLICY_FILE')?.trim() || undefined;
+  const config: Config = {
+    gatewayUrl: typeof gateway === 'string' ? '' : gateway.base,
+    identityDir: r.string('FIRSTOPS_IDENTITY_DIR'),
+    listenHost: r.string('FIRSTOPS_LISTEN_HOST'),
+    port: r.integer('FIRSTOPS_PORT', 0, 65535),
+    adminHost: r.string('FIRSTOPS_ADMIN_HOST'),
+    adminPort: r.integer('FIRSTOPS_ADMIN_PORT', 0, 65535),
+    upstreams: readUpstreams(env, r),
+    policyFile,
+    remotePolicy: r.oneOf('FIRSTOPS_REMOTE_POLICY', ['auto', 'off'] as const),
+    failMode: r.oneOf('FIRSTOPS_FAIL_MODE', ['closed', 'open'] as const),
+    policyTimeoutMs: r.integer('FIRSTOPS_POLICY_TIMEOUT_MS', 1, 600_000),
+    maxBodyBytes: r.integer('FIRSTOPS_MAX_BODY_BYTES', 1, 2 ** 31 - 1),
+    logLevel: r.oneOf('FIRSTOPS_LOG_LEVEL', LOG_LEVELS),
+    drainTimeoutMs: r.integer('FIRSTOPS_DRAIN_TIMEOUT_MS', 0, 3_600_000),
+    upstreamTimeoutMs: r.integer('FIRSTOPS_UPSTREAM_TIMEOUT_MS', 1, 3_600_000),
+    connectTimeoutMs: r.integer('FIRSTOPS_CONNECT_TIMEOUT_MS', 1, 600_000),
+    reloadIntervalMs: r.integer('FIRSTOPS_RELOAD_INTERVAL_MS', 100, 3_600_000),
+  };
+  if (config.port !== 0 && config.port === config.adminPort && config.listenHost === config.adminHost) {
+    r.problem('FIRSTOPS_ADMIN_PORT', String(config.adminPort), 'a port different from FIRSTOPS_PORT');
+  }
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** The configuration as `check` prints it: nothing secret is in Config, but upstream URLs are shown as parsed. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    upstreams: Object.fromEntries([...config.upstreams].map(([name, u]) => [name, u.origin + u.basePath])),
+  };
+}

@@ -1,0 +1,34 @@
+import type { HttpBindings } from '@hono/node-server';
+import type { Route } from './metrics.ts';
+
+/** What a request's handler learns, for the one log line and the metrics written when it ends. */
+export interface RequestRecord {
+  readonly route: Route;
+  provider: string;
+  decision: string | undefined;
+  policyId: string | undefined;
+  code: string | undefined;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export type ProxyBindings = HttpBindings & { record: RequestRecord };
+export type ProxyEnv = { Bindings: Partial<ProxyBindings> };
+
+export function routeOf(url: string | undefined): Route {
+  if (url?.startsWith('/llm/')) return 'llm';
+  if (url?.startsWith('/mcp/')) return 'mcp';
+  return 'other';
+}
+
+export function newRecord(route: Route): RequestRecord {
+  return {
+    route,
+    provider: route === 'llm' ? 'unknown' : 'none',
+    decision: undefined,
+    policyId: undefined,
+    code: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * Every error the sidecar answers with has a stable machine `code`. The table
+ * below is the one place where a code gets its HTTP status and its default
+ * client-facing message; handlers throw or build a SidecarError by code.
+ */
+export const ERROR_TABLE = {
+  not_found: { status: 404, message: 'no such route: the sidecar serves /llm/<provider>/... and /mcp/... only' },
+  bad_request_target: { status: 400, message: 'request target must be a path (absolute-form and asterisk-form are refused)' },
+  path_traversal: { status: 400, message: 'path contains a dot segment (., .. or an encoded form); refused so the governed path is the forwarded path' },
+  bad_request: { status: 400, message: 'malformed HTTP request' },
+  header_too_large: { status: 431, message: 'request headers too large' },
+  request_timeout: { status: 408, message: 'request was not received in time' },
+  invalid_json: { status: 400, message: 'request body is declared as JSON but is not valid UTF-8 JSON' },
+  body_too_large: { status: 413, message: 'request body exceeds FIRSTOPS_MAX_BODY_BYTES' },
+  unsupported_content_encoding: { status: 415, message: 'compressed request bodies cannot be governed; send the body uncompressed' },
+  unknown_provider: { status: 502, message: 'unknown LLM provider' },
+  governance_not_configured: { status: 503, message: 'LLM governance not configured: set FIRSTOPS_POLICY_FILE or mount an agent identity for remote evaluation' },
+  identity_unavailable: { status: 503, message: 'agent identity not loaded' },
+  policy_unavailable: { status: 503, message: 'policy evaluation failed and FIRSTOPS_FAIL_MODE is closed' },
+  policy_denied: { status: 403, message: 'blocked by FirstOps policy' },
+  draining: { status: 503, message: 'sidecar is shutting down' },
+  upstream_unreachable: { status: 502, message: 'upstream refused or could not be reached' },
+  upstream_reset: { status: 502, message: 'upstream closed the connection before answering' },
+  upstream_bad_response: { status: 502, message: 'upstream sent a malformed response' },
+  upstream_timeout: { status: 504, message: 'upstream did not answer in time' },
+  upstream_error: { status: 502, message: 'upstream request failed' },
+  gateway_unreachable: { status: 502, message: 'FirstOps gateway refused or could not be reached' },
+  gateway_timeout: { status: 504, message: 'FirstOps gateway did not answer in time' },
+  gateway_error: { status: 502, message: 'FirstOps gateway request failed' },
+  internal: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export class SidecarError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra client-safe detail appended to the message (never secrets or body text). */
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const entry = ERROR_TABLE[code];
+    super(detail ? `${entry.message}: ${detail}` : entry.message, options);
+    this.name = 'SidecarError';
+    this.code = code;
+    this.status = entry.status;
+    this.detail = detail;
+  }
+}
+
+export function isSidecarError(err: unknown): err is SidecarError {
+  return err instanceof SidecarError;
+}
+
+/** Node/undici network error codes → the sidecar code for an upstream hop. */
+const NETWORK_CODES: Record<string, 'unreachable' | 'reset' | 'timeout' | 'bad_response'> = {
+  ECONNREFUSED: 'unreachable',
+  ENOTFOUND: 'unreachable',
+  EAI_AGAIN: 'unreachable',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
+  UND_ERR_SOCKET: 'reset',
+  UND_ERR_CLOSED: 'reset',
+  UND_ERR_CONNECT_TIMEOUT: 'timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'timeout',
+  UND_ERR_BODY_TIMEOUT: 'timeout',
+  ETIMEDOUT: 'timeout',
+  HPE_INVALID_CONSTANT: 'bad_response',
+  UND_ERR_INFO: 'bad_response',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'bad_response',
+};
+
+function networkKind(err: unknown): 'unreachable' | 'reset' | 'timeout' | 'bad_response' | undefined {
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 4; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (code in NETWORK_CODES) return NETWORK_CODES[code];
+      if (code.startsWith('HPE_')) return 'bad_response';
+    }
+    if ((cur as { name?: unknown }).name === 'TimeoutError') return 'timeout';
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Classify a failure of the hop to an LLM upstream. */
+export function upstreamError(err: unknown): SidecarError {
+  if (isSidecarError(err)) return err;
+  const kind = networkKind(err);
+  const code: ErrorCode =
+    kind === 'unreachable' ? 'upstream_unreachable'
+    : kind === 'reset' ? 'upstream_reset'
+    : kind === 'timeout' ? 'upstream_timeout'
+    : kind === 'bad_response' ? 'upstream_bad_response'
+    : 'upstream_error';
+  return new SidecarError(code, undefined, { cause: err });
+}
+
+/** Classify a failure of the hop to the FirstOps gateway. */
+export function gatewayError(err: unknown): SidecarError {
+  if (isSidecarError(err)) return err;
+  const kind = networkKind(err);
+  const code: ErrorCode =
+    kind === 'unreachable' ? 'gateway_unreachable' : kind === 'timeout' ? 'gateway_timeout' : 'gateway_error';
+  return new SidecarError(code, undefined, { cause: err });
+}

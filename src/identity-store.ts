@@ -1,0 +1,74 @@
+import { createIdentity, readIdentityFiles, IdentityError, type Identity, type IdentityFiles } from './identity.ts';
+import { startPoller } from './reload.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface IdentityStore {
+  /** The identity new requests are signed with; undefined when none is mounted. */
+  current(): Identity | undefined;
+  /** Why there is no identity, for the 503 the routes answer. */
+  readonly missingReason: string;
+  /** Re-reads the secret now (the poller does this every interval). */
+  reload(): Promise<void>;
+  close(): void;
+}
+
+function fingerprint(files: IdentityFiles | undefined): string {
+  return files ? `${files.agentId}\0${files.privateKey}` : 'absent';
+}
+
+/**
+ * Loads the mounted identity and keeps it current. At start an invalid secret
+ * is an error (the caller exits); later an invalid or vanished secret keeps
+ * the identity in use, is logged and counted, so a bad rotation never turns
+ * into failed requests.
+ */
+export async function openIdentityStore(options: {
+  dir: string;
+  reloadIntervalMs: number;
+  logger: Logger;
+  metrics: Metrics;
+}): Promise<IdentityStore> {
+  const { dir, logger, metrics } = options;
+  const log = logger.child({ component: 'identity' });
+  const files = await readIdentityFiles(dir);
+  let identity = files ? await createIdentity(files.agentId, files.privateKey) : undefined;
+  metrics.identityLoaded.set(identity ? 1 : 0);
+  const missingReason = `no agent identity is mounted at ${dir} (files agent-id and private-key.pem)`;
+  if (identity) log.info({ jkt: identity.jkt.slice(0, 8) }, 'agent identity loaded');
+  else log.warn({ dir }, `${missingReason}: /mcp and remote policy evaluation answer 503 until one appears`);
+
+  const poller = startPoller({
+    intervalMs: options.reloadIntervalMs,
+    initial: fingerprint(files),
+    snapshot: async () => {
+      try {
+        return fingerprint(await readIdentityFiles(dir));
+      } catch (err) {
+        return `unreadable:${(err as Error).message}`;
+      }
+    },
+    onChange: async () => {
+      try {
+        const next = await readIdentityFiles(dir);
+        if (!next) throw new IdentityError(`identity files disappeared from ${dir}`);
+        const fresh = await createIdentity(next.agentId, next.privateKey);
+        const rotated = identity !== undefined;
+        identity = fresh;
+        metrics.identityLoaded.set(1);
+        metrics.identityReloads.inc({ result: 'success' });
+        log.info({ jkt: fresh.jkt.slice(0, 8) }, rotated ? 'agent identity rotated' : 'agent identity loaded');
+      } catch (err) {
+        metrics.identityReloads.inc({ result: 'failure' });
+        log.error({ err: { code: (err as IdentityError).code, message: (err as Error).message } }, identity ? 'new identity rejected; keeping the current one' : 'identity rejected');
+      }
+    },
+  });
+
+  return {
+    current: () => identity,
+    missingReason,
+    reload: poller.check,
+    close: poller.stop,
+  };
+}

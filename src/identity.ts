@@ -1,0 +1,115 @@
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SignJWT, calculateJwkThumbprint, type JWK } from 'jose';
+
+export const AGENT_ID_FILE = 'agent-id';
+export const PRIVATE_KEY_FILE = 'private-key.pem';
+const BEARER_PREFIX = 'fo_agent_';
+
+export class IdentityError extends Error {
+  readonly code = 'invalid_identity';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IdentityError';
+  }
+}
+
+export interface Identity {
+  readonly agentId: string;
+  /** `fo_agent_<id>`: the bearer the gateway expects beside the DPoP proof. */
+  readonly bearer: string;
+  /** RFC 7638 thumbprint of the public key; the gateway resolves the agent from it. */
+  readonly jkt: string;
+  readonly publicJwk: JWK;
+  /**
+   * A fresh DPoP proof (RFC 9449) for one request. `htu` is `url` with query
+   * and fragment cut off by string slicing, never re-serialised: the gateway
+   * compares it byte for byte with the URL it was sent.
+   */
+  proof(method: string, url: string, nonce?: string): Promise<string>;
+}
+
+/** `htu` for a URL string: cut at the first `?` or `#`, nothing else touched. */
+export function htuOf(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut === -1 ? url : url.slice(0, cut);
+}
+
+function parseAgentId(text: string): string {
+  let id = text.trim();
+  if (id.startsWith(BEARER_PREFIX)) id = id.slice(BEARER_PREFIX.length);
+  if (!id) throw new IdentityError(`${AGENT_ID_FILE} is empty`);
+  if (!/^[\x21-\x7e]+$/.test(id)) {
+    throw new IdentityError(`${AGENT_ID_FILE} must be printable ASCII without spaces`);
+  }
+  return id;
+}
+
+function parsePrivateKey(pem: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: pem, format: 'pem' });
+  } catch (err) {
+    // The cause is node's parser message; it never contains key bytes.
+    throw new IdentityError(`${PRIVATE_KEY_FILE} is not an unencrypted PEM private key (PKCS#8 or SEC1)`, { cause: err });
+  }
+  if (key.asymmetricKeyType !== 'ec') {
+    throw new IdentityError(`${PRIVATE_KEY_FILE} holds a ${key.asymmetricKeyType ?? 'unknown'} key; an EC P-256 key is required`);
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (curve !== 'prime256v1') {
+    throw new IdentityError(`${PRIVATE_KEY_FILE} holds an EC key on ${curve ?? 'an unknown curve'}; P-256 (prime256v1) is required`);
+  }
+  return key;
+}
+
+/** Builds an identity from the two secret files' contents. Throws IdentityError. */
+export async function createIdentity(agentIdText: string, privateKeyPem: string): Promise<Identity> {
+  const agentId = parseAgentId(agentIdText);
+  const privateKey = parsePrivateKey(privateKeyPem);
+  const { kty, crv, x, y } = createPublicKey(privateKey).export({ format: 'jwk' });
+  const publicJwk: JWK = { kty, crv, x, y } as JWK;
+  const jkt = await calculateJwkThumbprint(publicJwk, 'sha256');
+  const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwk };
+
+  return {
+    agentId,
+    bearer: `${BEARER_PREFIX}${agentId}`,
+    jkt,
+    publicJwk,
+    proof(method: string, url: string, nonce?: string): Promise<string> {
+      const claims: Record<string, string | number> = {
+        jti: randomBytes(16).toString('base64url'),
+        htm: method,
+        htu: htuOf(url),
+        iat: Math.floor(Date.now() / 1000),
+      };
+      if (nonce) claims.nonce = nonce;
+      return new SignJWT(claims).setProtectedHeader(header).sign(privateKey);
+    },
+  };
+}
+
+export type IdentityFiles = { agentId: string; privateKey: string };
+
+/**
+ * Reads the secret directory. Returns undefined when neither file exists (no
+ * identity mounted); throws IdentityError when only one exists or a file
+ * cannot be read.
+ */
+export async function readIdentityFiles(dir: string): Promise<IdentityFiles | undefined> {
+  const read = async (name: string): Promise<string | undefined> => {
+    try {
+      return await readFile(join(dir, name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw new IdentityError(`cannot read ${join(dir, name)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+    }
+  };
+  const [agentId, privateKey] = await Promise.all([read(AGENT_ID_FILE), read(PRIVATE_KEY_FILE)]);
+  if (agentId === undefined && privateKey === undefined) return undefined;
+  if (agentId === undefined) throw new IdentityError(`${join(dir, AGENT_ID_FILE)} is missing beside ${PRIVATE_KEY_FILE}`);
+  if (privateKey === undefined) throw new IdentityError(`${join(dir, PRIVATE_KEY_FILE)} is missing beside ${AGENT_ID_FILE}`);
+  return { agentId, privateKey };
+}

@@ -1,0 +1,156 @@
+/**
+ * The `firstops.dev/*` pod annotations: names, and parsing of the per-pod
+ * overrides into a typed value. Problems are collected (one line each, naming
+ * the annotation) so the rejection message lists them all at once.
+ */
+import type { ResourceName } from './config.ts';
+import { upstreamEnvName } from './sidecar-env.ts';
+import {
+  FAIL_MODE_VALUES, LOG_LEVEL_VALUES, checkConfigMapKey, checkHttpUrl, checkObjectName, checkOneOf,
+  checkQuantity, parseBoolean,
+} from './validate.ts';
+
+export const ANNOTATION_PREFIX = 'firstops.dev/';
+
+export const ANNOTATIONS = {
+  /** "true" opts the pod in. */
+  inject: 'firstops.dev/inject',
+  /** Name of the Secret holding `agent-id` and `private-key.pem`. */
+  agentSecret: 'firstops.dev/agent-secret',
+  /** Written by the injector: `injected`, or `skipped-missing-secret` in warn mode. */
+  status: 'firstops.dev/status',
+  policyConfigMap: 'firstops.dev/policy-configmap',
+  policyKey: 'firstops.dev/policy-key',
+  failMode: 'firstops.dev/fail-mode',
+  logLevel: 'firstops.dev/log-level',
+  cpuRequest: 'firstops.dev/cpu-request',
+  cpuLimit: 'firstops.dev/cpu-limit',
+  memoryRequest: 'firstops.dev/memory-request',
+  memoryLimit: 'firstops.dev/memory-limit',
+  /** "false" stops OPENAI_BASE_URL / ANTHROPIC_BASE_URL from being added. */
+  baseUrlEnv: 'firstops.dev/base-url-env',
+  /** `firstops.dev/upstream-<name>: <url>` → FIRSTOPS_UPSTREAM_<NAME>. */
+  upstreamPrefix: 'firstops.dev/upstream-',
+} as const;
+
+/** Label the injector adds to injected pods (selected by the chart's PodMonitor). */
+export const INJECTED_LABEL = 'firstops.dev/sidecar';
+export const INJECTED_LABEL_VALUE = 'injected';
+/** Label carried by the injector's own pods; they are never mutated. */
+export const INJECTOR_POD_LABEL = 'firstops.dev/injector';
+
+export const STATUS_INJECTED = 'injected';
+export const STATUS_SKIPPED_MISSING_SECRET = 'skipped-missing-secret';
+
+const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const RESOURCE_ANNOTATIONS: ReadonlyArray<{ key: string; section: 'requests' | 'limits'; resource: ResourceName }> = [
+  { key: ANNOTATIONS.cpuRequest, section: 'requests', resource: 'cpu' },
+  { key: ANNOTATIONS.cpuLimit, section: 'limits', resource: 'cpu' },
+  { key: ANNOTATIONS.memoryRequest, section: 'requests', resource: 'memory' },
+  { key: ANNOTATIONS.memoryLimit, section: 'limits', resource: 'memory' },
+];
+
+const KNOWN_KEYS: ReadonlySet<string> = new Set([
+  ANNOTATIONS.inject, ANNOTATIONS.agentSecret, ANNOTATIONS.status, ANNOTATIONS.policyConfigMap,
+  ANNOTATIONS.policyKey, ANNOTATIONS.failMode, ANNOTATIONS.logLevel, ANNOTATIONS.baseUrlEnv,
+  ...RESOURCE_ANNOTATIONS.map((r) => r.key),
+]);
+
+export interface PodOverrides {
+  agentSecret: string | undefined;
+  /** Sidecar env name → URL, from `firstops.dev/upstream-<name>`. */
+  upstreams: ReadonlyMap<string, string>;
+  policyConfigMap: string | undefined;
+  policyKey: string | undefined;
+  failMode: string | undefined;
+  logLevel: string | undefined;
+  resources: {
+    requests: Partial<Record<ResourceName, string>>;
+    limits: Partial<Record<ResourceName, string>>;
+  };
+  baseUrlEnv: boolean | undefined;
+}
+
+export interface ParsedAnnotations {
+  overrides: PodOverrides;
+  /** Invalid values: the pod is rejected. */
+  problems: string[];
+  /** Unknown firstops.dev/* keys (probably typos): reported as warnings. */
+  unknown: string[];
+}
+
+export function wantsInjection(annotations: Readonly<Record<string, string>> | undefined): boolean {
+  return annotations?.[ANNOTATIONS.inject] === 'true';
+}
+
+export function parseAnnotations(annotations: Readonly<Record<string, string>>): ParsedAnnotations {
+  const problems: string[] = [];
+  const unknown: string[] = [];
+  const get = (key: string): string | undefined => {
+    const value = annotations[key];
+    return value === undefined ? undefined : value.trim();
+  };
+  const checked = (key: string, check: (value: string) => string | undefined): string | undefined => {
+    const value = get(key);
+    if (value === undefined) return undefined;
+    const problem = check(value);
+    if (problem !== undefined) {
+      problems.push(`${key} ${problem}`);
+      return undefined;
+    }
+    return value;
+  };
+
+  let agentSecret = get(ANNOTATIONS.agentSecret);
+  if (agentSecret === '') agentSecret = undefined;
+  if (agentSecret !== undefined) {
+    const problem = checkObjectName(agentSecret);
+    if (problem !== undefined) problems.push(`${ANNOTATIONS.agentSecret} ${problem}`);
+  }
+
+  const upstreams = new Map<string, string>();
+  for (const [key, raw] of Object.entries(annotations)) {
+    if (!key.startsWith(ANNOTATION_PREFIX)) continue;
+    if (key.startsWith(ANNOTATIONS.upstreamPrefix)) {
+      const name = key.slice(ANNOTATIONS.upstreamPrefix.length);
+      if (!UPSTREAM_NAME.test(name)) {
+        problems.push(`${key}: upstream name ${JSON.stringify(name)} must be lowercase letters, digits and '-'`);
+        continue;
+      }
+      const problem = checkHttpUrl(raw.trim());
+      if (problem !== undefined) problems.push(`${key} ${problem}`);
+      else upstreams.set(upstreamEnvName(name), raw.trim());
+    } else if (!KNOWN_KEYS.has(key)) {
+      unknown.push(key);
+    }
+  }
+
+  const resources: PodOverrides['resources'] = { requests: {}, limits: {} };
+  for (const { key, section, resource } of RESOURCE_ANNOTATIONS) {
+    const value = checked(key, checkQuantity);
+    if (value !== undefined) resources[section][resource] = value;
+  }
+
+  let baseUrlEnv: boolean | undefined;
+  const baseUrlRaw = get(ANNOTATIONS.baseUrlEnv);
+  if (baseUrlRaw !== undefined) {
+    baseUrlEnv = parseBoolean(baseUrlRaw);
+    if (baseUrlEnv === undefined) problems.push(`${ANNOTATIONS.baseUrlEnv} must be "true" or "false" (got ${JSON.stringify(baseUrlRaw)})`);
+  }
+
+  return {
+    overrides: {
+      agentSecret,
+      upstreams,
+      policyConfigMap: checked(ANNOTATIONS.policyConfigMap, checkObjectName),
+      policyKey: checked(ANNOTATIONS.policyKey, checkConfigMapKey),
+      failMode: checked(ANNOTATIONS.failMode, (v) => checkOneOf(v, FAIL_MODE_VALUES)),
+      logLevel: checked(ANNOTATIONS.logLevel, (v) => checkOneOf(v, LOG_LEVEL_VALUES)),
+      resources,
+      baseUrlEnv,
+    },
+    problems,
+    unknown: unknown.sort(),
+  };
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The only module with side effects: reads argv and env, starts what was asked, handles signals.
+import { ConfigError, loadConfig } from './config.ts';
+import { IdentityError } from './identity.ts';
+import { createLogger } from './log.ts';
+import { PolicyFileError } from './policy/local.ts';
+import { USAGE, parseCommand, runCheck, runHealthcheck } from './cli.ts';
+import { startSidecar } from './server.ts';
+
+const env = process.env;
+const command = parseCommand(process.argv.slice(2));
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`firstops-sidecar: ${message}\n`);
+  process.exit(code);
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
+}
+
+switch (command) {
+  case undefined:
+    fail(`unknown command ${JSON.stringify(process.argv[2])}\n${USAGE}`, 2);
+  case 'help':
+    process.stdout.write(`${USAGE}\n`);
+    break;
+  case 'check':
+    process.exitCode = await runCheck(env, (line) => process.stdout.write(`${line}\n`));
+    break;
+  case 'healthcheck':
+    process.exitCode = await runHealthcheck(env);
+    break;
+  case 'injector': {
+    const { startInjector } = await import('./injector/index.ts');
+    const logger = createLogger({ level: 'info', base: { component: 'injector' } });
+    const injector = await startInjector({ env, logger }).catch((err: Error) => fail(err.message, 2));
+    onSignals(() => injector.close());
+    break;
+  }
+  case 'serve': {
+    let config;
+    try {
+      config = loadConfig(env);
+    } catch (err) {
+      if (err instanceof ConfigError) fail(err.message, 2);
+      throw err;
+    }
+    const logger = createLogger({ level: config.logLevel });
+    try {
+      const sidecar = await startSidecar({ config, logger });
+      onSignals(async () => {
+        await sidecar.drain();
+        logger.flush();
+      });
+    } catch (err) {
+      if (err instanceof IdentityError || err instanceof PolicyFileError || err instanceof Error) {
+        logger.fatal({ err: { code: (err as { code?: string }).code, message: err.message } }, 'startup failed');
+        logger.flush();
+        fail(err.message, 2);
+      }
+      throw err;
+    }
+    break;
+  }
+}

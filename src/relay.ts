@@ -1,0 +1,65 @@
+import type { ServerResponse } from 'node:http';
+import { pipeline, type Transform } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { isEventStream, markEventStream, relayResponseHeaders } from './headers.ts';
+import type { Metrics, Route } from './metrics.ts';
+
+export interface RelayResult {
+  readonly status: number;
+  readonly bytesOut: number;
+  /** Set when the relay broke after the response had started (the connection was closed). */
+  readonly error?: Error;
+}
+
+/**
+ * An AbortSignal that fires when the client goes away before its response
+ * is complete: the hop it feeds is cancelled, so an abandoned generation
+ * stops costing tokens.
+ */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  return controller.signal;
+}
+
+/**
+ * Streams an upstream response to the client as it arrives: status, end-to-end
+ * headers, raw body bytes (compressed stays compressed). Event streams are
+ * flushed at once and marked against buffering, and `transform` (when given)
+ * rewrites them. A failure mid-body closes the client connection: a truncated
+ * body must never look complete.
+ */
+export function relayResponse(
+  res: ServerResponse,
+  upstream: Dispatcher.ResponseData,
+  options: { route: Route; metrics: Metrics; transform?: (() => Transform) | undefined },
+): Promise<RelayResult> {
+  const headers = relayResponseHeaders(upstream.headers);
+  const stream = isEventStream(headers['content-type']);
+  const transform = stream && options.transform ? options.transform() : undefined;
+  if (stream) markEventStream(headers);
+  if (transform) delete headers['content-length'];
+  res.writeHead(upstream.statusCode, headers);
+  if (stream) res.flushHeaders();
+
+  let bytesOut = 0;
+  const started = stream ? performance.now() : 0;
+  if (stream) options.metrics.streamsActive.inc({ route: options.route });
+
+  return new Promise((resolve) => {
+    const done = (err?: Error | null): void => {
+      if (stream) {
+        options.metrics.streamsActive.dec({ route: options.route });
+        options.metrics.streamDuration.observe({ route: options.route }, (performance.now() - started) / 1000);
+      }
+      resolve(err ? { status: upstream.statusCode, bytesOut, error: err } : { status: upstream.statusCode, bytesOut });
+    };
+    if (transform) pipeline(upstream.body, transform, res, done);
+    else pipeline(upstream.body, res, done);
+    upstream.body.on('data', (chunk: Buffer) => {
+      bytesOut += chunk.length;
+    });
+  });
+}

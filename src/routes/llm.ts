@@ -1,0 +1,140 @@
+import type { Context } from 'hono';
+import type { Dispatcher } from 'undici';
+import type { Config } from '../config.ts';
+import { ClientAbortedError, readBody } from '../body.ts';
+import { SidecarError, upstreamError } from '../errors.ts';
+import { forwardRequestHeaders, isJsonContentType } from '../headers.ts';
+import type { Metrics } from '../metrics.ts';
+import type { PolicyChain } from '../policy/chain.ts';
+import { llmEvent } from '../policy/types.ts';
+import { denialBody, errorStyleFor, type ErrorStyle } from '../providers.ts';
+import { clientGone, relayResponse } from '../relay.ts';
+import type { ProxyEnv } from '../context.ts';
+import { RESPONSE_ALREADY_SENT, replyError, replySidecarError, targetOf } from './respond.ts';
+
+const PREFIX = '/llm/';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The request body as a JSON object to govern, undefined when it is not one (forwarded as is). */
+function governable(body: Buffer, contentType: string | undefined): Record<string, unknown> | undefined {
+  if (body.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(body));
+  } catch {
+    // A body declared as JSON that does not parse could mean something else
+    // to the upstream's parser: refuse rather than forward it ungoverned.
+    if (isJsonContentType(contentType)) throw new SidecarError('invalid_json');
+    return undefined;
+  }
+  return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+}
+
+function safeName(name: string): string {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(name) ? name : '(invalid name)';
+}
+
+/**
+ * `/llm/<provider>/<path>`: reads the body (capped), governs a JSON object
+ * body as a `pre_tool_use` event on channel `llm`, then forwards to the
+ * configured upstream with the agent's own credentials and streams the answer
+ * back raw.
+ */
+export function createLlmHandler(deps: {
+  config: Pick<Config, 'upstreams' | 'maxBodyBytes'>;
+  chain: PolicyChain;
+  dispatcher: Dispatcher;
+  metrics: Metrics;
+}) {
+  const { config, chain, dispatcher, metrics } = deps;
+
+  return async function handleLlm(c: Context<ProxyEnv>): Promise<Response> {
+    const target = targetOf(c);
+    const afterPrefix = target.path.slice(PREFIX.length);
+    const slash = afterPrefix.indexOf('/');
+    const provider = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
+    const rest = slash === -1 ? '/' : afterPrefix.slice(slash);
+    const upstream = config.upstreams.get(provider);
+    if (!upstream) return replySidecarError(c, new SidecarError('unknown_provider', safeName(provider)));
+
+    const record = c.env?.record;
+    if (record) record.provider = provider;
+    const style: ErrorStyle = errorStyleFor(provider);
+    if (!chain.configured()) return replySidecarError(c, new SidecarError('governance_not_configured'), style);
+
+    const req = c.env?.incoming;
+    const res = c.env?.outgoing;
+    if (!req || !res) throw new Error('the LLM route needs node bindings');
+
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      return replySidecarError(c, new SidecarError('unsupported_content_encoding'), style);
+    }
+
+    let body: Buffer;
+    let toolInput: Record<string, unknown> | undefined;
+    try {
+      body = await readBody(req, config.maxBodyBytes);
+      toolInput = governable(body, req.headers['content-type']);
+    } catch (err) {
+      if (err instanceof ClientAbortedError) {
+        if (record) record.code = err.code;
+        res.destroy();
+        return RESPONSE_ALREADY_SENT;
+      }
+      if (err instanceof SidecarError) return replySidecarError(c, err, style);
+      throw err;
+    }
+    if (record) record.bytesIn = body.length;
+
+    const signal = clientGone(res);
+    let forwardBody = body;
+    if (toolInput === undefined) {
+      metrics.decisions.inc({ source: 'none', outcome: 'skipped' });
+      if (record) record.decision = 'skipped';
+    } else {
+      const toolName = `${provider}.${rest.replace(/^\/+|\/+$/g, '').replaceAll('/', '.')}`;
+      const result = await chain.evaluate(llmEvent(toolName, toolInput), body, signal);
+      if (record) {
+        record.decision = result.outcome;
+        record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
+      }
+      if (result.kind === 'deny') return replyError(c, denialBody(result.policyId, result.reason), style);
+      if (result.kind === 'unavailable') return replySidecarError(c, new SidecarError('policy_unavailable', result.reason), style);
+      forwardBody = result.body;
+    }
+
+    const headers = forwardRequestHeaders(req.rawHeaders, req.headers.connection);
+    const hadBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    if (hadBody) headers.push('content-length', String(forwardBody.length));
+
+    let upstreamResponse: Dispatcher.ResponseData;
+    try {
+      upstreamResponse = await dispatcher.request({
+        origin: upstream.origin,
+        path: upstream.basePath + rest + target.search,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        body: hadBody ? forwardBody : undefined,
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) {
+        if (record) record.code = 'client_aborted';
+        return RESPONSE_ALREADY_SENT;
+      }
+      const failure = upstreamError(err);
+      metrics.upstreamErrors.inc({ route: 'llm', code: failure.code });
+      return replySidecarError(c, failure, style);
+    }
+
+    const relayed = await relayResponse(res, upstreamResponse, { route: 'llm', metrics });
+    if (record) record.bytesOut = relayed.bytesOut;
+    if (relayed.error) {
+      const code = signal.aborted ? 'client_aborted' : upstreamError(relayed.error).code;
+      if (record) record.code = code;
+      if (!signal.aborted) metrics.upstreamErrors.inc({ route: 'llm', code });
+    }
+    return RESPONSE_ALREADY_SENT;
+  };
+}

@@ -1,0 +1,37 @@
+import type { Context } from 'hono';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { SidecarError } from '../errors.ts';
+import { errorEnvelope, sidecarErrorBody, type ErrorBody, type ErrorStyle } from '../providers.ts';
+import { parseTarget, type Target } from '../path.ts';
+import type { ProxyEnv } from '../context.ts';
+
+export { RESPONSE_ALREADY_SENT };
+
+/** The request target as the client sent it (the raw node URL when there is a socket). */
+export function targetOf(c: Context<ProxyEnv>): Target {
+  const raw = c.env?.incoming?.url;
+  if (raw !== undefined) return parseTarget(raw);
+  const url = new URL(c.req.url);
+  return parseTarget(url.pathname + url.search);
+}
+
+/** Codes after which the rest of the request body may still be on the wire: close the connection. */
+const CLOSE_AFTER = new Set(['body_too_large', 'bad_request', 'invalid_json', 'unsupported_content_encoding']);
+
+/**
+ * A JSON error answer. With a provider style, the body has that provider's
+ * envelope (the SDKs then raise their typed errors); without one, the
+ * sidecar's own `{"error":{"code","message"}}`.
+ */
+export function replyError(c: Context<ProxyEnv>, body: ErrorBody, style?: ErrorStyle): Response {
+  const record = c.env?.record;
+  if (record) record.code = body.code;
+  const headers: Record<string, string> = {};
+  if (CLOSE_AFTER.has(body.code)) headers.connection = 'close';
+  const payload = style ? errorEnvelope(style, body) : { error: { code: body.code, message: body.message } };
+  return c.json(payload, body.status as 400, headers);
+}
+
+export function replySidecarError(c: Context<ProxyEnv>, err: SidecarError, style?: ErrorStyle): Response {
+  return replyError(c, sidecarErrorBody(err), style);
+}

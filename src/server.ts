@@ -1,0 +1,213 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { Dispatcher } from 'undici';
+import type { Config } from './config.ts';
+import { ERROR_TABLE, type ErrorCode } from './errors.ts';
+import { createGatewayClient } from './gateway.ts';
+import { openIdentityStore, type IdentityStore } from './identity-store.ts';
+import type { Logger } from './log.ts';
+import { createMetrics, methodLabel, type Metrics } from './metrics.ts';
+import { createPolicyChain } from './policy/chain.ts';
+import { createRemoteEvaluator } from './policy/remote.ts';
+import { openPolicyStore, type PolicyStore } from './policy/store.ts';
+import { newRecord, routeOf, type ProxyEnv, type RequestRecord } from './context.ts';
+import { createAdminApp } from './routes/admin.ts';
+import { createLlmHandler } from './routes/llm.ts';
+import { createMcpHandler } from './routes/mcp.ts';
+import { createProxyApp } from './routes/proxy.ts';
+import { createDispatcher } from './upstream.ts';
+
+export interface Sidecar {
+  readonly proxyAddress: AddressInfo;
+  readonly adminAddress: AddressInfo;
+  readonly metrics: Metrics;
+  readonly identity: IdentityStore;
+  readonly policy: PolicyStore | undefined;
+  /** SIGTERM: not ready, no new connections, in-flight work gets the drain period, then everything closes. */
+  drain(): Promise<void>;
+}
+
+const MAX_LOGGED_PATH = 256;
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Answers what node's HTTP parser refuses (bad framing, huge headers, slow clients) with a JSON error. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout'
+    : 'bad_request';
+  const { status, message } = ERROR_TABLE[code];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/** Starts both listeners with everything they need; throws (nothing left running) on a bad identity, policy file or port. */
+export async function startSidecar(options: { config: Config; logger: Logger; metrics?: Metrics }): Promise<Sidecar> {
+  const { config, logger } = options;
+  const metrics = options.metrics ?? createMetrics();
+  const requestLog = logger.child({ component: 'request' });
+
+  const identity = await openIdentityStore({ dir: config.identityDir, reloadIntervalMs: config.reloadIntervalMs, logger, metrics });
+  let policy: PolicyStore | undefined;
+  try {
+    policy = config.policyFile
+      ? await openPolicyStore({ file: config.policyFile, reloadIntervalMs: config.reloadIntervalMs, logger, metrics })
+      : undefined;
+  } catch (err) {
+    identity.close();
+    throw err;
+  }
+
+  const dispatcher: Dispatcher = createDispatcher({ connectTimeoutMs: config.connectTimeoutMs, headersTimeoutMs: config.upstreamTimeoutMs });
+  const gateway = createGatewayClient({ gatewayUrl: config.gatewayUrl, identity, dispatcher, metrics });
+  const remote = createRemoteEvaluator({ gateway, timeoutMs: config.policyTimeoutMs });
+  const chain = createPolicyChain({
+    local: () => policy?.current(),
+    remote: () => (config.remotePolicy !== 'off' && identity.current() ? remote : undefined),
+    failMode: config.failMode,
+    metrics,
+    logger,
+  });
+  const proxyApp: Hono<ProxyEnv> = createProxyApp({
+    llm: createLlmHandler({ config, chain, dispatcher, metrics }),
+    mcp: createMcpHandler({ config, gateway, identity, metrics }),
+    logger,
+  });
+
+  let draining = false;
+  let proxyListening = false;
+  const active = new Set<ServerResponse>();
+  const records = new WeakMap<IncomingMessage, RequestRecord>();
+  const honoListener = getRequestListener((request, env) => {
+    const incoming = (env as { incoming: IncomingMessage }).incoming;
+    return proxyApp.fetch(request, { ...env, record: records.get(incoming) });
+  }, {
+    autoCleanupIncoming: false,
+    overrideGlobalObjects: false,
+    hostname: config.listenHost,
+  });
+
+  const finish = (req: IncomingMessage, res: ServerResponse, record: RequestRecord, started: number): void => {
+    active.delete(res);
+    const seconds = (performance.now() - started) / 1000;
+    const status = res.headersSent ? res.statusCode : 499;
+    const provider = record.provider;
+    metrics.inflight.dec({ route: record.route });
+    metrics.requests.inc({ route: record.route, provider, method: methodLabel(req.method), status: String(status) });
+    metrics.requestDuration.observe({ route: record.route, provider }, seconds);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    requestLog.info({
+      route: record.route,
+      provider,
+      method: req.method,
+      path: (q === -1 ? url : url.slice(0, q)).slice(0, MAX_LOGGED_PATH),
+      status,
+      duration_ms: Math.round(seconds * 10_000) / 10,
+      decision: record.decision,
+      policy_id: record.policyId,
+      code: record.code,
+      bytes_in: record.bytesIn,
+      bytes_out: record.bytesOut,
+    }, 'request');
+  };
+
+  const proxyServer = createServer(
+    { headersTimeout: 30_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, noDelay: true },
+    (req, res) => {
+      const started = performance.now();
+      const record = newRecord(routeOf(req.url));
+      active.add(res);
+      metrics.inflight.inc({ route: record.route });
+      if (draining) res.setHeader('connection', 'close');
+      records.set(req, record);
+      // The line is written once the socket side is done and the handler has
+      // recorded everything it learned (bytes, error codes after a relay).
+      const closed = new Promise<void>((resolve) => res.once('close', resolve));
+      const handled = Promise.resolve(honoListener(req, res)).catch(() => undefined);
+      void Promise.all([closed, handled]).then(() => finish(req, res, record, started));
+    },
+  );
+  proxyServer.on('clientError', onClientError);
+
+  const adminApp = createAdminApp({
+    registry: metrics.registry,
+    readiness: () => {
+      const reasons: string[] = [];
+      if (draining) reasons.push('draining');
+      if (!proxyListening) reasons.push('proxy listener not up');
+      return { ready: reasons.length === 0, reasons };
+    },
+  });
+  const adminServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, getRequestListener(adminApp.fetch, { overrideGlobalObjects: false }));
+  adminServer.on('clientError', onClientError);
+
+  const closeAll = (): void => {
+    identity.close();
+    policy?.close();
+    void dispatcher.close().catch(() => undefined);
+  };
+
+  let proxyAddress: AddressInfo;
+  let adminAddress: AddressInfo;
+  try {
+    adminAddress = await listen(adminServer, config.adminPort, config.adminHost);
+    proxyAddress = await listen(proxyServer, config.port, config.listenHost);
+    proxyListening = true;
+  } catch (err) {
+    adminServer.close();
+    proxyServer.close();
+    closeAll();
+    throw err;
+  }
+  logger.info({ proxy: `${proxyAddress.address}:${proxyAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}` }, 'firstops-sidecar listening');
+
+  let drained: Promise<void> | undefined;
+  const drain = (): Promise<void> => {
+    drained ??= (async () => {
+      draining = true;
+      metrics.draining.set(1);
+      logger.info({ in_flight: active.size, drain_timeout_ms: config.drainTimeoutMs }, 'draining');
+      for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+      const closed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
+      proxyServer.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.drainTimeoutMs);
+      });
+      const outcome = await Promise.race([closed.then(() => 'drained' as const), deadline]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        logger.warn({ cut: active.size }, 'drain period over; closing the remaining connections');
+        proxyServer.closeAllConnections();
+        await closed;
+      }
+      closeAll();
+      await new Promise<void>((resolve) => {
+        adminServer.close(() => resolve());
+        adminServer.closeAllConnections();
+      });
+      logger.info('drained; bye');
+    })();
+    return drained;
+  };
+
+  return { proxyAddress, adminAddress, metrics, identity, policy, drain };
+}
