@@ -52,12 +52,12 @@ export function buildInjectionPatch(
   annotations: Readonly<Record<string, string>>,
   labels: Readonly<Record<string, string>>,
 ): AddOperation[] {
-  const ops: AddOperation[] = pod.hasMetadata
-    ? [...setMapEntries('annotations', pod.annotations, annotations), ...setMapEntries('labels', pod.labels, labels)]
-    : [{ op: 'add', path: '/metadata', value: { annotations: { ...annotations }, labels: { ...labels } } }];
-  ops.push(
+  // metadata itself always exists here: the pod opted in through an annotation.
+  const ops: AddOperation[] = [
+    ...setMapEntries('annotations', pod.annotations, annotations),
+    ...setMapEntries('labels', pod.labels, labels),
     ...appendToArray('/spec/volumes', pod.volumeNames !== undefined, plan.volumes),
-  );
+  ];
 
   if (plan.baseUrlEnv) {
     const wanted = baseUrlEnv(plan.proxyPort);

@@ -12,8 +12,6 @@ export interface ContainerView {
 }
 
 export interface PodView {
-  /** false when the object has no metadata at all (the patch must create it). */
-  hasMetadata: boolean;
   name: string | undefined;
   generateName: string | undefined;
   /** undefined when metadata.annotations is absent (the patch must create it). */
@@ -86,7 +84,6 @@ export function readPod(object: unknown): PodView | string {
   }
 
   return {
-    hasMetadata: isRecord(object.metadata),
     name: typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : undefined,
     generateName: typeof metadata.generateName === 'string' && metadata.generateName !== '' ? metadata.generateName : undefined,
     annotations,
