@@ -1,0 +1,92 @@
+# syntax=docker/dockerfile:1
+#
+# firstops-sidecar image: build on Node 24, run on distroless Node 24.
+#
+#   docker build -t firstops-sidecar:dev .
+#   docker build --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) \
+#     --build-arg CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ) -t firstops-sidecar:0.1.0 .
+#
+# Both bases are build arguments so the same file builds from other (e.g.
+# mirrored, pinned-by-digest or locally assembled) images; test/container/
+# builds it that way.
+#
+# Runtime base: distroless nodejs24 on Debian 13 (trixie), not Debian 12.
+# Debian 12's regular security support ended in June 2026 and distroless
+# follows the current stable release, so debian13 is the variant that keeps
+# receiving patched glibc/openssl/tzdata layers. The builder is the same
+# Debian release (node:24-trixie-slim) so anything compiled in it would link
+# against the same glibc it runs on (today there is no native addon at all).
+# Pin both by digest in production (IMAGE@sha256:...).
+ARG BUILDER_IMAGE=node:24-trixie-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
+
+# ---------------------------------------------------------------- build ----
+FROM ${BUILDER_IMAGE} AS build
+WORKDIR /src
+ENV NODE_ENV=development \
+    npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+
+# Dependencies first, so this layer is reused until the lockfile changes.
+# --ignore-scripts: nothing the image needs has an install script, and the
+# dev-only `node` package would otherwise download a second Node binary.
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm,sharing=locked \
+    npm ci --ignore-scripts
+
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build \
+ && npm prune --omit=dev --ignore-scripts \
+ && rm -rf node_modules/.bin node_modules/.package-lock.json
+
+# -------------------------------------------------------------- runtime ----
+# Holds only what runs: dist/, the production node_modules, package.json
+# ("type": "module") and the example policy. No shell, no package manager.
+# Measured against an esbuild bundle of dist/main.js (see deploy/README.md):
+# the bundle saves little and gives up a debuggable dist/ tree.
+FROM ${RUNTIME_IMAGE} AS runtime
+
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+
+LABEL org.opencontainers.image.title="firstops-sidecar" \
+      org.opencontainers.image.description="FirstOps governance proxy for AI agents (Docker/Kubernetes sidecar)" \
+      org.opencontainers.image.vendor="FirstOps" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
+
+WORKDIR /app
+# Owned by root and not writable by the runtime user: the process can read
+# its code but never change it, with or without a read-only root filesystem.
+COPY --from=build --chown=0:0 /src/package.json ./package.json
+COPY --from=build --chown=0:0 /src/node_modules ./node_modules
+COPY --from=build --chown=0:0 /src/dist ./dist
+COPY --chown=0:0 examples/policy.yaml ./examples/policy.yaml
+
+ENV NODE_ENV=production
+# The distroless :nonroot user; stated again so a different RUNTIME_IMAGE
+# cannot silently run the proxy as root.
+USER 65532:65532
+EXPOSE 9322 9323
+
+# Exec form everywhere: node is PID 1 and receives SIGTERM itself (readiness
+# goes 503, in-flight requests drain for FIRSTOPS_DRAIN_TIMEOUT_MS, exit 0).
+# Give the orchestrator a stop timeout longer than the drain (docker's
+# default is 10 s: use `stop_grace_period`/`--stop-timeout` 30 s).
+STOPSIGNAL SIGTERM
+# No shell in the image, so the check is node itself: exits 0 iff
+# GET http://127.0.0.1:${FIRSTOPS_ADMIN_PORT:-9323}/readyz answers 200.
+# (OCI-format images drop HEALTHCHECK: build with --format docker under
+# podman/buildah; Kubernetes uses its own probes.)
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["/nodejs/bin/node", "/app/dist/main.js", "healthcheck"]
+
+# The base image's ENTRYPOINT is ["/nodejs/bin/node"]; CMD is its arguments.
+# `check` validates configuration, `injector` runs the Helm admission webhook.
+CMD ["/app/dist/main.js"]
