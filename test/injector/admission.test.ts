@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IContainer, IPod } from 'kubernetes-models/v1';
 import { parseAdmissionReview, review } from '../../src/injector/admission.ts';
@@ -49,7 +49,11 @@ function skipped(input: Review, config = testConfig()): string {
 
 describe('injection into a Deployment-created pod (generateName, no name)', () => {
   const input = deploymentPodReview();
-  const { pod, ops } = inject(input);
+  let pod: IPod;
+  let ops: ReturnType<typeof decodePatch>;
+  before(() => {
+    ({ pod, ops } = inject(input));
+  });
 
   it('adds the sidecar as a native sidecar, creating spec.initContainers', () => {
     assert.equal(input.request.object.metadata?.name, undefined);
