@@ -88,7 +88,9 @@ class Reader {
   }
 
   problem(name: string, value: string | undefined, expected: string): void {
-    this.problems.push(`${name}=${JSON.stringify(value ?? '')}: expected ${expected}`);
+    // A URL's user:password is a secret: never echo it back.
+    const shown = (value ?? '').replace(/\/\/[^/@\s]*@/, '//***@');
+    this.problems.push(`${name}=${JSON.stringify(shown)}: expected ${expected}`);
   }
 
   string(name: Variable): string {

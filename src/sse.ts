@@ -27,7 +27,7 @@ export function createEndpointRewriter(rewrite: (url: string) => string): Transf
       out += rewriteEvent(text.slice(last, end));
       last = end;
     }
-    return out + text.slice(last);
+    return out + rewriteEvent(text.slice(last));
   };
 
   const rewriteEvent = (event: string): string =>

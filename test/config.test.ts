@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig, parseBaseUrl } from '../src/config.ts';
+
+test('defaults match the documented table', () => {
+  const c = loadConfig({});
+  assert.equal(c.gatewayUrl, 'https://api.firstops.dev');
+  assert.equal(c.identityDir, '/var/run/secrets/firstops');
+  assert.equal(c.listenHost, '127.0.0.1');
+  assert.equal(c.port, 9322);
+  assert.equal(c.adminHost, '0.0.0.0');
+  assert.equal(c.adminPort, 9323);
+  assert.equal(c.failMode, 'closed');
+  assert.equal(c.policyTimeoutMs, 5000);
+  assert.equal(c.maxBodyBytes, 104857600);
+  assert.equal(c.logLevel, 'info');
+  assert.equal(c.policyFile, undefined);
+  assert.deepEqual([...c.upstreams.keys()].sort(), ['anthropic', 'openai']);
+  assert.deepEqual(c.upstreams.get('openai'), { name: 'openai', origin: 'https://api.openai.com', basePath: '' });
+});
+
+test('gateway URL keeps its spelling but loses trailing slashes', () => {
+  assert.equal(loadConfig({ FIRSTOPS_GATEWAY_URL: 'https://gw.example.com/prefix//' }).gatewayUrl, 'https://gw.example.com/prefix');
+});
+
+test('upstreams: names lower-cased, base path kept, empty value removes a provider', () => {
+  const c = loadConfig({
+    FIRSTOPS_UPSTREAM_AZURE_OPENAI: 'https://my-gw.internal:8443/openai/',
+    FIRSTOPS_UPSTREAM_ANTHROPIC: '',
+  });
+  assert.deepEqual(c.upstreams.get('azure_openai'), { name: 'azure_openai', origin: 'https://my-gw.internal:8443', basePath: '/openai' });
+  assert.equal(c.upstreams.has('anthropic'), false);
+  assert.equal(c.upstreams.has('openai'), true);
+});
+
+test('one error names every bad variable, its value and what was expected', () => {
+  let error: unknown;
+  try {
+    loadConfig({
+      FIRSTOPS_GATEWAY_URL: 'ftp://x',
+      FIRSTOPS_PORT: 'eighty',
+      FIRSTOPS_ADMIN_PORT: '70000',
+      FIRSTOPS_FAIL_MODE: 'sometimes',
+      FIRSTOPS_LOG_LEVEL: 'loud',
+      FIRSTOPS_MAX_BODY_BYTES: '-1',
+      FIRSTOPS_UPSTREAM_OPENAI: 'not a url',
+      FIRSTOPS_UPSTREAM_BAD: 'https://user:pw@host',
+    });
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof ConfigError);
+  const text = error.message;
+  for (const needle of [
+    'FIRSTOPS_GATEWAY_URL="ftp://x"', 'FIRSTOPS_PORT="eighty"', 'FIRSTOPS_ADMIN_PORT="70000"', 'FIRSTOPS_FAIL_MODE="sometimes"',
+    'one of closed, open', 'FIRSTOPS_LOG_LEVEL="loud"', 'FIRSTOPS_MAX_BODY_BYTES="-1"', 'FIRSTOPS_UPSTREAM_OPENAI="not a url"',
+    'FIRSTOPS_UPSTREAM_BAD', 'without credentials',
+  ]) assert.ok(text.includes(needle), `missing ${needle} in:\n${text}`);
+  assert.equal(error.problems.length, 8);
+  assert.ok(!text.includes('user:pw'), 'URL credentials are never echoed');
+  assert.ok(text.includes('https://***@host'));
+});
+
+test('parseBaseUrl refuses queries, fragments and non-http schemes', () => {
+  assert.equal(typeof parseBaseUrl('https://a.b/?x=1'), 'string');
+  assert.equal(typeof parseBaseUrl('https://a.b/#f'), 'string');
+  assert.equal(typeof parseBaseUrl('file:///etc'), 'string');
+  assert.deepEqual(parseBaseUrl('http://127.0.0.1:9/p/'), { base: 'http://127.0.0.1:9/p', origin: 'http://127.0.0.1:9', basePath: '/p' });
+});

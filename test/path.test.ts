@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assertNoDotSegments, parseTarget } from '../src/path.ts';
+
+test('dot segments are refused in every encoding', () => {
+  const bad = [
+    '/llm/openai/../x', '/llm/openai/./x', '/llm/openai/%2e%2e/x', '/llm/openai/%2E%2E/x', '/llm/openai/.%2E/x',
+    '/llm/openai/%2e./x', '/llm/openai/%252e%252e/x', '/llm/openai/..\\x', '/llm/openai\\..\\x', '/llm/openai/..;/x',
+    '/llm/openai/%2e%2e%2fx', '/llm/openai/..%5cx', '/llm/openai/..', '/llm/openai/%2e', '/llm/openai/%25252e%25252e/x',
+  ];
+  for (const path of bad) assert.throws(() => assertNoDotSegments(path), { code: 'path_traversal' }, path);
+});
+
+test('dots inside names pass', () => {
+  for (const path of ['/llm/openai/v1/chat.completions', '/llm/x/...', '/llm/x/a..b', '/llm/x/.well-known', '/llm/openai/v1/models/gpt-4.1']) {
+    assert.doesNotThrow(() => assertNoDotSegments(path), path);
+  }
+});
+
+test('only origin-form targets are accepted', () => {
+  assert.deepEqual(parseTarget('/llm/a/b?x=1&y'), { path: '/llm/a/b', search: '?x=1&y' });
+  assert.throws(() => parseTarget('http://evil.example/llm/a'), { code: 'bad_request_target' });
+  assert.throws(() => parseTarget('*'), { code: 'bad_request_target' });
+  assert.throws(() => parseTarget(''), { code: 'bad_request_target' });
+});
