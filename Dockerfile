@@ -39,7 +39,8 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts \
- && rm -rf node_modules/.bin node_modules/.package-lock.json
+ && rm -rf node_modules/.bin node_modules/.package-lock.json \
+ && for d in node_modules/@*/; do rmdir "$d" 2>/dev/null || true; done
 
 # -------------------------------------------------------------- runtime ----
 # Holds only what runs: dist/, the production node_modules, package.json
@@ -47,19 +48,6 @@ RUN npm run build \
 # Measured against an esbuild bundle of dist/main.js (see deploy/README.md):
 # the bundle saves little and gives up a debuggable dist/ tree.
 FROM ${RUNTIME_IMAGE} AS runtime
-
-ARG VERSION=0.0.0-dev
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-
-LABEL org.opencontainers.image.title="firstops-sidecar" \
-      org.opencontainers.image.description="FirstOps governance proxy for AI agents (Docker/Kubernetes sidecar)" \
-      org.opencontainers.image.vendor="FirstOps" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
 
 WORKDIR /app
 # Owned by root and not writable by the runtime user: the process can read
@@ -90,3 +78,19 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
 # The base image's ENTRYPOINT is ["/nodejs/bin/node"]; CMD is its arguments.
 # `check` validates configuration, `injector` runs the Helm admission webhook.
 CMD ["/app/dist/main.js"]
+
+# Last, so a new revision/date does not invalidate the layers above.
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+# (re-declared to bring the global value into this stage)
+ARG RUNTIME_IMAGE
+
+LABEL org.opencontainers.image.title="firstops-sidecar" \
+      org.opencontainers.image.description="FirstOps governance proxy for AI agents (Docker/Kubernetes sidecar)" \
+      org.opencontainers.image.vendor="FirstOps" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"

@@ -1,0 +1,324 @@
+// Builds the real Dockerfile with podman (from stand-in bases assembled on
+// this host, since no registry image can be pulled) and runs the image the
+// way a deployment would: read-only root, UID 65532, identity mounted
+// read-only, upstream on the host loopback. Needs root and podman (see
+// .ci/setup-container.sh); fails, never skips, when they are missing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HERE = fileURLToPath(new URL('./', import.meta.url));
+const IMAGE = 'localhost/firstops-sidecar:container-test';
+const NAME = `firstops-sidecar-test-${process.pid}`;
+const DRAIN_MS = 10_000;
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
+interface Result { code: number; stdout: string; stderr: string }
+
+/** Async so the in-process fake upstream keeps answering while podman runs. */
+function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 127 ? err.message : '') });
+    });
+  });
+}
+
+async function must(cmd: string, args: string[], timeoutMs?: number): Promise<string> {
+  const r = await run(cmd, args, timeoutMs);
+  assert.equal(r.code, 0, `${cmd} ${args.join(' ')} exited ${r.code}\n${(r.stderr || r.stdout).slice(-4000)}`);
+  return r.stdout;
+}
+
+/** podman 4.3 without systemd logs healthcheck-timer errors; they are noise here. */
+const quiet = (s: string) => s.split('\n').filter((l) => !l.includes('systemd')).join('\n');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- fake OpenAI upstream on the host loopback ---------------------------
+interface Seen { method: string; url: string; body: { model?: string; messages?: { content: string }[] } }
+const seen: Seen[] = [];
+let slowArrived: () => void = () => {};
+const slowArrival = new Promise<void>((r) => { slowArrived = r; });
+
+function upstreamHandler(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Seen['body'];
+    seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+    const slow = body.messages?.some((m) => m.content === 'slow') ?? false;
+    const answer = () => {
+      const payload = JSON.stringify({
+        id: 'chatcmpl-fake-1', object: 'chat.completion', created: 1_700_000_000, model: body.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: slow ? 'slow answer' : 'hello from the fake upstream' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 },
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+      res.end(payload);
+    };
+    if (slow) {
+      slowArrived();
+      setTimeout(answer, 2_000);
+    } else answer();
+  });
+}
+
+let upstream: Server | undefined;
+let upstreamPort = 0;
+let proxyPort = 0;
+let adminPort = 0;
+let identityDir = '';
+let containerStarted = false;
+let built = false;
+const report: string[] = [];
+
+async function podmanUsable(): Promise<void> {
+  const v = await run('podman', ['--version']);
+  assert.equal(v.code, 0,
+    'podman is not installed or not runnable: the container test needs podman (+ buildah, runc, busybox-static) — ' +
+    `run .ci/setup-container.sh as root. (${v.stderr.trim()})`);
+  const info = await run('podman', ['info', '--format', '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}']);
+  assert.equal(info.code, 0, `podman is installed but cannot run here (podman info failed): ${quiet(info.stderr).slice(-2000)}`);
+  assert.equal(process.getuid?.(), 0, 'the container test runs podman as root (the identity files are chowned to 65532); run it as root');
+}
+
+before(async () => {
+  await podmanUsable();
+  upstreamPort = await freePort();
+  proxyPort = await freePort();
+  adminPort = await freePort();
+  upstream = createServer(upstreamHandler);
+  await new Promise<void>((r) => upstream!.listen(upstreamPort, '127.0.0.1', r));
+
+  // A test identity: EC P-256 key as PKCS#8 PEM plus agent-id, owned by the
+  // container's user and readable only by it, as a Kubernetes Secret would be.
+  identityDir = mkdtempSync(join(tmpdir(), 'firstops-identity-'));
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(join(identityDir, 'private-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(join(identityDir, 'agent-id'), 'agent-container-test\n');
+  for (const f of ['private-key.pem', 'agent-id']) {
+    chownSync(join(identityDir, f), 65532, 65532);
+    chmodSync(join(identityDir, f), 0o400);
+  }
+  chownSync(identityDir, 65532, 65532);
+  chmodSync(identityDir, 0o500);
+});
+
+after(async () => {
+  if (containerStarted) await run('podman', ['rm', '--force', '--time', '0', NAME]);
+  upstream?.closeAllConnections();
+  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+  if (identityDir) rmSync(identityDir, { recursive: true, force: true });
+  for (const line of report) console.log(`# container: ${line}`);
+});
+
+test('image builds from the real Dockerfile on stand-in bases', { timeout: 600_000 }, async (t) => {
+  const node = process.execPath;
+  assert.equal(process.versions.node.split('.')[0], '24', `the stand-in bases copy this node binary; it must be node 24 (is ${process.version})`);
+  const t0 = Date.now();
+  const bases = await must('bash', [join(HERE, 'standin-bases.sh'), node], 300_000);
+  const runtimeBase = /^RUNTIME=(.+)$/m.exec(bases)?.[1];
+  const builderBase = /^BUILDER=(.+)$/m.exec(bases)?.[1];
+  assert.ok(runtimeBase && builderBase, `standin-bases.sh printed no image refs:\n${bases}`);
+  const rev = await run('git', ['rev-parse', 'HEAD']);
+  const t1 = Date.now();
+  // --format docker keeps HEALTHCHECK (OCI image config has no such field).
+  // --network host: the build's npm ci reaches the registry the way the host does.
+  await must('podman', [
+    'build', '--format', 'docker', '--network', 'host', '--file', 'Dockerfile',
+    '--build-arg', `BUILDER_IMAGE=${builderBase}`,
+    '--build-arg', `RUNTIME_IMAGE=${runtimeBase}`,
+    '--build-arg', `VERSION=${pkg.version}`,
+    '--build-arg', `REVISION=${rev.code === 0 ? rev.stdout.trim() : 'unknown'}`,
+    '--build-arg', `CREATED=${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`,
+    '--tag', IMAGE, '.',
+  ], 540_000);
+  const t2 = Date.now();
+
+  const [img] = JSON.parse(await must('podman', ['image', 'inspect', IMAGE])) as {
+    Size: number;
+    Healthcheck?: { Test: string[] };
+    Config: { User: string; Entrypoint: string[]; Cmd: string[]; WorkingDir: string; ExposedPorts: Record<string, unknown>;
+      Labels: Record<string, string>; Healthcheck?: { Test: string[] }; StopSignal?: string };
+  }[];
+  const [base] = JSON.parse(await must('podman', ['image', 'inspect', runtimeBase])) as { Size: number }[];
+  assert.ok(img && base);
+  const c = img.Config;
+  assert.equal(c.User, '65532:65532');
+  assert.deepEqual(c.Entrypoint, ['/nodejs/bin/node'], 'entrypoint comes from the distroless base');
+  assert.deepEqual(c.Cmd, ['/app/dist/main.js'], 'CMD is exec-form arguments to node');
+  assert.equal(c.WorkingDir, '/app');
+  assert.deepEqual(Object.keys(c.ExposedPorts).sort(), ['9322/tcp', '9323/tcp']);
+  assert.deepEqual((c.Healthcheck ?? img.Healthcheck)?.Test, ['CMD', '/nodejs/bin/node', '/app/dist/main.js', 'healthcheck']);
+  assert.equal(c.Labels['org.opencontainers.image.version'], pkg.version);
+  assert.match(c.Labels['org.opencontainers.image.revision'] ?? '', /^([0-9a-f]{40}|unknown)$/);
+  assert.match(c.Labels['org.opencontainers.image.created'] ?? '', /^\d{4}-\d\d-\d\dT/);
+  assert.equal(c.Labels['org.opencontainers.image.title'], 'firstops-sidecar');
+
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  report.push(`image ${IMAGE}: ${mb(img.Size)} (runtime base ${mb(base.Size)}, app layers ${mb(img.Size - base.Size)})`);
+  report.push(`stand-in bases ${((t1 - t0) / 1000).toFixed(1)} s, podman build ${((t2 - t1) / 1000).toFixed(1)} s`);
+  t.diagnostic(report.join('; '));
+  built = true;
+});
+
+test('image has no shell and holds only what runs', async () => {
+  assert.ok(built, 'image build failed (see above)');
+  const sh = await run('podman', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', IMAGE, '-c', 'true']);
+  assert.notEqual(sh.code, 0, 'the runtime image must not contain /bin/sh');
+  const list = await must('podman', ['run', '--rm', '--network', 'none', '--read-only', IMAGE, '-e',
+    `const fs=require('fs');console.log(JSON.stringify({app:fs.readdirSync('/app').sort(),mods:fs.readdirSync('/app/node_modules'),uid:process.getuid(),` +
+    `w:(()=>{try{fs.writeFileSync('/app/x','');return true}catch{return false}})()}))`]);
+  const seenFs = JSON.parse(list.trim()) as { app: string[]; mods: string[]; uid: number; w: boolean };
+  assert.deepEqual(seenFs.app, ['dist', 'examples', 'node_modules', 'package.json']);
+  assert.equal(seenFs.uid, 65532);
+  assert.equal(seenFs.w, false, '/app must not be writable');
+  for (const dev of ['typescript', '@types', 'kubernetes-models', 'node', 'autocannon']) {
+    assert.ok(!seenFs.mods.includes(dev), `dev dependency ${dev} must not be in the runtime image`);
+  }
+});
+
+test('`check` validates the configuration inside the image', async () => {
+  assert.ok(built, 'image build failed (see above)');
+  const r = await run('podman', ['run', '--rm', '--network', 'none', '--read-only',
+    '-v', `${identityDir}:/var/run/secrets/firstops:ro`,
+    '-e', 'FIRSTOPS_POLICY_FILE=/app/examples/policy.yaml', '-e', 'FIRSTOPS_GATEWAY_URL=http://127.0.0.1:9',
+    '-e', 'FIRSTOPS_REMOTE_POLICY=off',
+    IMAGE, '/app/dist/main.js', 'check']);
+  assert.equal(r.code, 0, `check failed:\n${r.stdout}\n${quiet(r.stderr)}`);
+});
+
+test('runs read-only as 65532: ready, governs an LLM call end to end, metrics, drains on SIGTERM', { timeout: 180_000 }, async (t) => {
+  assert.ok(built, 'image build failed (see above)');
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const proxy = `http://127.0.0.1:${proxyPort}`;
+  const started = Date.now();
+  await must('podman', [
+    'run', '--detach', '--name', NAME,
+    '--read-only', '--user', '65532:65532', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+    // Host network: the fake upstream and the test client stay on 127.0.0.1,
+    // no bridge or slirp addresses involved.
+    '--network', 'host',
+    '--health-interval', 'disable',
+    '-v', `${identityDir}:/var/run/secrets/firstops:ro`,
+    '-e', `FIRSTOPS_PORT=${proxyPort}`,
+    '-e', `FIRSTOPS_ADMIN_PORT=${adminPort}`,
+    '-e', 'FIRSTOPS_ADMIN_HOST=127.0.0.1',
+    '-e', `FIRSTOPS_UPSTREAM_OPENAI=http://127.0.0.1:${upstreamPort}`,
+    // Nothing may leave the machine: the gateway points at the loopback too
+    // and remote policy is off; the shipped example policy governs.
+    '-e', `FIRSTOPS_GATEWAY_URL=http://127.0.0.1:${upstreamPort}/gateway`,
+    '-e', 'FIRSTOPS_REMOTE_POLICY=off',
+    '-e', 'FIRSTOPS_POLICY_FILE=/app/examples/policy.yaml',
+    '-e', `FIRSTOPS_DRAIN_TIMEOUT_MS=${DRAIN_MS}`,
+    IMAGE,
+  ]);
+  containerStarted = true;
+
+  let ready = 0;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const r = await fetch(`${admin}/readyz`).catch(() => undefined);
+    if (r?.status === 200) { ready = Date.now(); break; }
+    await r?.body?.cancel();
+    await sleep(20);
+  }
+  if (!ready) {
+    const logs = await run('podman', ['logs', NAME]);
+    assert.fail(`/readyz never answered 200 within 30 s; container logs:\n${logs.stdout}${quiet(logs.stderr)}`);
+  }
+  report.push(`podman run -> /readyz 200 in ${ready - started} ms`);
+  t.diagnostic(`start to ready: ${ready - started} ms`);
+
+  // node itself is the container's PID 1 (exec form, no shell, no init).
+  const pid = (await must('podman', ['inspect', '--format', '{{.State.Pid}}', NAME])).trim();
+  const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  assert.deepEqual(cmdline.slice(0, 2), ['/nodejs/bin/node', '/app/dist/main.js']);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  assert.match(status, /^Uid:\s+65532\s/m);
+  assert.match(status, /^NSpid:\s+\d+\s+1$/m, 'node must be PID 1 in the container');
+
+  // The image's HEALTHCHECK command (node dist/main.js healthcheck).
+  const hc = await run('podman', ['healthcheck', 'run', NAME]);
+  assert.equal(hc.code, 0, `podman healthcheck run: ${hc.stdout}${quiet(hc.stderr)}`);
+
+  // One governed LLM call end to end: the example policy redacts e-mail
+  // addresses, so the upstream must see the prompt without it.
+  const res = await fetch(`${proxy}/llm/openai/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-agent-own-key' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'mail alice@example.com a summary' }] }),
+  });
+  const answer = (await res.json()) as { choices?: { message: { content: string } }[] };
+  assert.equal(res.status, 200, JSON.stringify(answer));
+  assert.equal(answer.choices?.[0]?.message.content, 'hello from the fake upstream');
+  const hit = seen.at(-1);
+  assert.equal(hit?.method, 'POST');
+  assert.equal(hit?.url, '/v1/chat/completions');
+  assert.equal(hit?.body.model, 'gpt-4o-mini');
+  assert.ok(!JSON.stringify(hit?.body).includes('alice@example.com'), 'the example policy should have redacted the address');
+
+  // A model the example policy denies never reaches the upstream.
+  const before = seen.length;
+  const denied = await fetch(`${proxy}/llm/openai/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-5-preview', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  await denied.body?.cancel();
+  assert.equal(denied.status, 403);
+  assert.equal(seen.length, before);
+
+  const metrics = await (await fetch(`${admin}/metrics`)).text();
+  assert.match(metrics, /^firstops_requests_total\{.*\} \d+/m);
+  assert.match(metrics, /^firstops_build_info\{/m);
+
+  // SIGTERM with a request in flight: readiness goes 503, the request still
+  // completes, and the process exits 0 well within the drain time.
+  const inflight = fetch(`${proxy}/llm/openai/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'slow' }] }),
+  });
+  await slowArrival;
+  const termAt = Date.now();
+  await must('podman', ['kill', '--signal', 'TERM', NAME]);
+  let sawDraining = false;
+  for (let i = 0; i < 50 && !sawDraining; i++) {
+    const r = await fetch(`${admin}/readyz`).catch(() => undefined);
+    await r?.body?.cancel();
+    if (r?.status === 503) sawDraining = true;
+    else await sleep(20);
+  }
+  assert.ok(sawDraining, '/readyz should answer 503 while draining');
+  const slow = await inflight;
+  assert.equal(slow.status, 200);
+  assert.equal(((await slow.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content, 'slow answer');
+  const exit = (await must('podman', ['wait', NAME], DRAIN_MS + 20_000)).trim();
+  const stoppedIn = Date.now() - termAt;
+  assert.equal(exit, '0', 'SIGTERM must end in exit code 0');
+  assert.ok(stoppedIn < DRAIN_MS, `exited after ${stoppedIn} ms, drain limit ${DRAIN_MS} ms`);
+  const inspected = (await must('podman', ['inspect', '--format', '{{.State.ExitCode}} {{.State.OOMKilled}}', NAME])).trim();
+  assert.equal(inspected, '0 false');
+  report.push(`SIGTERM with one request in flight -> exit 0 in ${stoppedIn} ms`);
+  t.diagnostic(`SIGTERM to exit: ${stoppedIn} ms`);
+});
