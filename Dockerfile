@@ -37,24 +37,26 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
 
 COPY tsconfig.json ./
 COPY src ./src
+COPY deploy/image/bundle.mjs ./deploy/image/bundle.mjs
+# tsc emits dist/; esbuild then folds dist/main.js and the production
+# dependencies into /out/dist/main.js (+ license notices, minimal package.json).
 RUN npm run build \
- && npm prune --omit=dev --ignore-scripts \
- && rm -rf node_modules/.bin node_modules/.package-lock.json \
- && for d in node_modules/@*/; do rmdir "$d" 2>/dev/null || true; done
+ && node deploy/image/bundle.mjs /out
 
 # -------------------------------------------------------------- runtime ----
-# Holds only what runs: dist/, the production node_modules, package.json
-# ("type": "module") and the example policy. No shell, no package manager.
-# Measured against an esbuild bundle of dist/main.js (see deploy/README.md):
-# the bundle saves little and gives up a debuggable dist/ tree.
+# Holds only what runs: the bundled dist/main.js, a minimal package.json
+# ("type": "module"), the bundled packages' license notices and the example
+# policy. No node_modules, no shell, no package manager.
+# Bundle vs pruned production node_modules, measured on the same Node 24
+# (details in deploy/README.md): the bundle is 2 MB instead of 19 MB and
+# reaches /readyz ~70 ms sooner, so the bundle it is. The entry file is still
+# dist/main.js for every subcommand.
 FROM ${RUNTIME_IMAGE} AS runtime
 
 WORKDIR /app
 # Owned by root and not writable by the runtime user: the process can read
 # its code but never change it, with or without a read-only root filesystem.
-COPY --from=build --chown=0:0 /src/package.json ./package.json
-COPY --from=build --chown=0:0 /src/node_modules ./node_modules
-COPY --from=build --chown=0:0 /src/dist ./dist
+COPY --from=build --chown=0:0 /out/ ./
 COPY --chown=0:0 examples/policy.yaml ./examples/policy.yaml
 
 ENV NODE_ENV=production

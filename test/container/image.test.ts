@@ -188,18 +188,17 @@ test('image has no shell and holds only what runs', async () => {
   const sh = await run('podman', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', IMAGE, '-c', 'true']);
   assert.notEqual(sh.code, 0, 'the runtime image must not contain /bin/sh');
   const list = await must('podman', ['run', '--rm', '--network', 'none', '--read-only', IMAGE, '-e',
-    `const fs=require('fs');console.log(JSON.stringify({app:fs.readdirSync('/app').sort(),mods:fs.readdirSync('/app/node_modules'),uid:process.getuid(),` +
+    `const fs=require('fs');console.log(JSON.stringify({app:fs.readdirSync('/app').sort(),dist:fs.readdirSync('/app/dist'),uid:process.getuid(),` +
     `w:(()=>{try{fs.writeFileSync('/app/x','');return true}catch{return false}})()}))`]);
-  const seenFs = JSON.parse(list.trim()) as { app: string[]; mods: string[]; uid: number; w: boolean };
-  assert.deepEqual(seenFs.app, ['dist', 'examples', 'node_modules', 'package.json']);
+  const seenFs = JSON.parse(list.trim()) as { app: string[]; dist: string[]; uid: number; w: boolean };
+  // The bundle: one file, no node_modules (deploy/image/bundle.mjs).
+  assert.deepEqual(seenFs.app, ['THIRD_PARTY_NOTICES.txt', 'dist', 'examples', 'package.json']);
+  assert.deepEqual(seenFs.dist, ['main.js']);
   assert.equal(seenFs.uid, 65532);
   assert.equal(seenFs.w, false, '/app must not be writable');
-  for (const dev of ['typescript', '@types', 'kubernetes-models', 'node', 'autocannon']) {
-    assert.ok(!seenFs.mods.includes(dev), `dev dependency ${dev} must not be in the runtime image`);
-  }
 });
 
-test('`check` validates the configuration inside the image', async () => {
+test('`check` validates the configuration inside the image; `injector` loads', async () => {
   assert.ok(built, 'image build failed (see above)');
   const r = await run('podman', ['run', '--rm', '--network', 'none', '--read-only',
     '-v', `${identityDir}:/var/run/secrets/firstops:ro`,
@@ -207,6 +206,11 @@ test('`check` validates the configuration inside the image', async () => {
     '-e', 'FIRSTOPS_REMOTE_POLICY=off',
     IMAGE, '/app/dist/main.js', 'check']);
   assert.equal(r.code, 0, `check failed:\n${r.stdout}\n${quiet(r.stderr)}`);
+  // The injector is a dynamic import inside the bundle: unconfigured, it must
+  // load and refuse its configuration, not miss a module.
+  const inj = await run('podman', ['run', '--rm', '--network', 'none', '--read-only', IMAGE, '/app/dist/main.js', 'injector']);
+  assert.equal(inj.code, 2, `injector: ${inj.stdout}${quiet(inj.stderr)}`);
+  assert.match(inj.stderr, /invalid injector configuration/);
 });
 
 test('runs read-only as 65532: ready, governs an LLM call end to end, metrics, drains on SIGTERM', { timeout: 180_000 }, async (t) => {
