@@ -1,0 +1,188 @@
+{{/*
+Chart name, truncated to the 63 characters of a label value.
+*/}}
+{{- define "firstops-sidecar.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name prefix of every resource. Kept to 45 characters so that suffixes
+such as "-injector-pdb" still fit the 63-character limit.
+*/}}
+{{- define "firstops-sidecar.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 45 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 45 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 45 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "firstops-sidecar.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Recommended labels (app.kubernetes.io/*) for every object.
+*/}}
+{{- define "firstops-sidecar.labels" -}}
+helm.sh/chart: {{ include "firstops-sidecar.chart" . }}
+{{ include "firstops-sidecar.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: firstops
+{{- end }}
+
+{{- define "firstops-sidecar.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "firstops-sidecar.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels selecting the injector pods.
+*/}}
+{{- define "firstops-sidecar.injectorSelectorLabels" -}}
+{{ include "firstops-sidecar.selectorLabels" . }}
+app.kubernetes.io/component: injector
+{{- end }}
+
+{{- define "firstops-sidecar.injectorName" -}}
+{{- printf "%s-injector" (include "firstops-sidecar.fullname" .) }}
+{{- end }}
+
+{{- define "firstops-sidecar.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "firstops-sidecar.injectorName" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference shared by the injector and the injected sidecar.
+*/}}
+{{- define "firstops-sidecar.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "firstops-sidecar.webhookName" -}}
+{{- printf "%s-%s" (include "firstops-sidecar.fullname" .) .Release.Namespace | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "firstops-sidecar.tlsSecretName" -}}
+{{- printf "%s-webhook-tls" (include "firstops-sidecar.fullname" .) }}
+{{- end }}
+
+{{- define "firstops-sidecar.certificateName" -}}
+{{- printf "%s-webhook" (include "firstops-sidecar.fullname" .) }}
+{{- end }}
+
+{{- define "firstops-sidecar.issuerName" -}}
+{{- printf "%s-selfsigned" (include "firstops-sidecar.fullname" .) }}
+{{- end }}
+
+{{/*
+DNS names of the webhook Service, for the serving certificate.
+*/}}
+{{- define "firstops-sidecar.serviceDnsNames" -}}
+{{- $svc := include "firstops-sidecar.injectorName" . }}
+{{- $ns := .Release.Namespace }}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- end }}
+
+{{/*
+Webhook CA, certificate and key for webhook.tls.mode=auto, as a dict of
+base64 strings {ca, cert, key}. The Secret and the webhook configuration live
+in different template files and both need the same CA, so the result is
+computed once per render and cached on the root context. An existing Secret
+(lookup) is reused so that the CA stays stable across helm upgrade.
+*/}}
+{{- define "firstops-sidecar.autoTls" -}}
+{{- if not (hasKey $ "firstopsAutoTls") }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "firstops-sidecar.tlsSecretName" .) }}
+{{- $data := dict }}
+{{- if and $existing (hasKey $existing "data") }}
+{{- $data = $existing.data }}
+{{- end }}
+{{- if and (hasKey $data "ca.crt") (hasKey $data "tls.crt") (hasKey $data "tls.key") }}
+{{- $_ := set $ "firstopsAutoTls" (dict "ca" (index $data "ca.crt") "cert" (index $data "tls.crt") "key" (index $data "tls.key")) }}
+{{- else }}
+{{- $days := int .Values.webhook.tls.auto.validityDays }}
+{{- $names := include "firstops-sidecar.serviceDnsNames" . | fromJsonArray }}
+{{- $ca := genCA (printf "%s-webhook-ca" (include "firstops-sidecar.fullname" .)) $days }}
+{{- $cert := genSignedCert (index $names 2) nil $names $days $ca }}
+{{- $_ := set $ "firstopsAutoTls" (dict "ca" ($ca.Cert | b64enc) "cert" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) }}
+{{- end }}
+{{- end }}
+{{- toJson (get $ "firstopsAutoTls") }}
+{{- end }}
+
+{{/*
+Environment of the injected sidecar, rendered as the JSON object the injector
+reads from FIRSTOPS_INJECTOR_SIDECAR_ENV.
+*/}}
+{{- define "firstops-sidecar.sidecarEnv" -}}
+{{- $s := .Values.sidecar }}
+{{- $env := dict "FIRSTOPS_FAIL_MODE" $s.failMode "FIRSTOPS_LOG_LEVEL" $s.logLevel }}
+{{- with $s.gatewayUrl }}{{ $_ := set $env "FIRSTOPS_GATEWAY_URL" . }}{{ end }}
+{{- with $s.policyTimeoutMs }}{{ $_ := set $env "FIRSTOPS_POLICY_TIMEOUT_MS" (printf "%d" (int64 .)) }}{{ end }}
+{{- with $s.maxBodyBytes }}{{ $_ := set $env "FIRSTOPS_MAX_BODY_BYTES" (printf "%d" (int64 .)) }}{{ end }}
+{{- with $s.drainTimeoutMs }}{{ $_ := set $env "FIRSTOPS_DRAIN_TIMEOUT_MS" (printf "%d" (int64 .)) }}{{ end }}
+{{- range $name, $url := $s.upstreams }}
+{{- $_ := set $env (printf "FIRSTOPS_UPSTREAM_%s" ($name | upper | replace "-" "_")) $url }}
+{{- end }}
+{{- range $name, $value := $s.extraEnv }}
+{{- $_ := set $env $name (toString $value) }}
+{{- end }}
+{{- toJson $env }}
+{{- end }}
+
+{{/*
+Render-time checks of value combinations the schema cannot express.
+*/}}
+{{- define "firstops-sidecar.validate" -}}
+{{- $v := .Values }}
+{{- if and $v.injector.podDisruptionBudget.enabled (ge (int $v.injector.podDisruptionBudget.minAvailable) (int $v.injector.replicaCount)) }}
+{{- fail (printf "injector.podDisruptionBudget.minAvailable (%d) must be lower than injector.replicaCount (%d), otherwise node drains block forever; raise replicaCount or disable the PodDisruptionBudget" (int $v.injector.podDisruptionBudget.minAvailable) (int $v.injector.replicaCount)) }}
+{{- end }}
+{{- if and (eq $v.webhook.failurePolicy "Fail") (not $v.webhook.matchConditions) (empty $v.webhook.namespaceLabels) }}
+{{- fail "webhook.failurePolicy=Fail with webhook.matchConditions=false and no webhook.namespaceLabels would block the creation of every pod in every namespace while the injector is unavailable; set webhook.namespaceLabels (e.g. firstops.dev/injection: enabled), enable matchConditions, or use failurePolicy Ignore" }}
+{{- end }}
+{{- if and (not $v.serviceAccount.create) (empty $v.serviceAccount.name) }}
+{{- fail "serviceAccount.name is required when serviceAccount.create is false" }}
+{{- end }}
+{{- if and $v.sidecar.nativeSidecar (semverCompare "<1.29-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "sidecar.nativeSidecar needs Kubernetes 1.29 or later (cluster is %s); set sidecar.nativeSidecar=false" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and $v.webhook.matchConditions (semverCompare "<1.28-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "webhook.matchConditions needs Kubernetes 1.28 or later (cluster is %s); set webhook.matchConditions=false and scope the webhook with webhook.namespaceLabels" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and (eq $v.webhook.tls.mode "cert-manager") (eq $v.webhook.tls.certManager.issuerRef.kind "ClusterIssuer") (empty $v.webhook.tls.certManager.issuerRef.name) }}
+{{- fail "webhook.tls.certManager.issuerRef.name is required when issuerRef.kind is ClusterIssuer (leave kind Issuer and name empty to let the chart create a self-signed Issuer)" }}
+{{- end }}
+{{- range $name := list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_DRAIN_TIMEOUT_MS" }}
+{{- if hasKey $v.sidecar.extraEnv $name }}
+{{- fail (printf "sidecar.extraEnv.%s is managed by the chart; set the matching sidecar.* value instead" $name) }}
+{{- end }}
+{{- end }}
+{{- range $name, $_ := $v.sidecar.extraEnv }}
+{{- if hasPrefix "FIRSTOPS_UPSTREAM_" $name }}
+{{- fail (printf "sidecar.extraEnv.%s: declare upstreams in sidecar.upstreams instead" $name) }}
+{{- end }}
+{{- end }}
+{{- if and $v.sidecar.policy.configMap (hasKey $v.sidecar.extraEnv "FIRSTOPS_POLICY_FILE") }}
+{{- fail "sidecar.policy.configMap and sidecar.extraEnv.FIRSTOPS_POLICY_FILE are mutually exclusive" }}
+{{- end }}
+{{- if eq (int $v.injector.port) (int $v.injector.metricsPort) }}
+{{- fail "injector.port and injector.metricsPort must differ" }}
+{{- end }}
+{{- end }}
