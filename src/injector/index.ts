@@ -59,7 +59,8 @@ function shutdown(server: HttpServer, drainTimeoutMs: number): Promise<void> {
  */
 export async function startInjector(opts: StartInjectorOptions): Promise<RunningInjector> {
   const config = loadInjectorConfig(opts.env);
-  const logger = opts.logger.child({ component: 'injector' });
+  // The caller binds its own fields (main.ts adds component=injector).
+  const logger = opts.logger;
   const files = { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
   const tls = loadTls(files);
   const metrics = createInjectorMetrics();

@@ -193,7 +193,7 @@ function checkCommon(r: Rendered): InjectorConfig {
   const container = pod.spec.containers[0]!;
   const containerPorts = new Set((container.ports ?? []).map((p) => p.name));
   for (const port of service.spec.ports) assert.ok(containerPorts.has(port.targetPort), `Service targetPort ${port.targetPort} exists`);
-  assert.deepEqual(container.args, ['dist/main.js', 'injector']);
+  assert.deepEqual(container.args, ['/app/dist/main.js', 'injector']);
 
   const webhook = r.get<WebhookShape>('MutatingWebhookConfiguration').webhooks[0]!;
   assert.equal(webhook.sideEffects, 'None');
