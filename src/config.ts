@@ -57,7 +57,7 @@ export const VARIABLES = {
   FIRSTOPS_MAX_BODY_BYTES: '104857600',
   FIRSTOPS_LOG_LEVEL: 'info',
   FIRSTOPS_DRAIN_TIMEOUT_MS: '25000',
-  FIRSTOPS_UPSTREAM_TIMEOUT_MS: '600000',
+  FIRSTOPS_RESPONSE_TIMEOUT_MS: '600000',
   FIRSTOPS_CONNECT_TIMEOUT_MS: '10000',
   FIRSTOPS_RELOAD_INTERVAL_MS: '2000',
 } as const satisfies Record<string, string | undefined>;
@@ -189,7 +189,7 @@ export function loadConfig(env: Env): Config {
     maxBodyBytes: r.integer('FIRSTOPS_MAX_BODY_BYTES', 1, 2 ** 31 - 1),
     logLevel: r.oneOf('FIRSTOPS_LOG_LEVEL', LOG_LEVELS),
     drainTimeoutMs: r.integer('FIRSTOPS_DRAIN_TIMEOUT_MS', 0, 3_600_000),
-    upstreamTimeoutMs: r.integer('FIRSTOPS_UPSTREAM_TIMEOUT_MS', 1, 3_600_000),
+    upstreamTimeoutMs: r.integer('FIRSTOPS_RESPONSE_TIMEOUT_MS', 1, 3_600_000),
     connectTimeoutMs: r.integer('FIRSTOPS_CONNECT_TIMEOUT_MS', 1, 600_000),
     reloadIntervalMs: r.integer('FIRSTOPS_RELOAD_INTERVAL_MS', 100, 3_600_000),
   };

@@ -67,3 +67,10 @@ test('parseBaseUrl refuses queries, fragments and non-http schemes', () => {
   assert.equal(typeof parseBaseUrl('file:///etc'), 'string');
   assert.deepEqual(parseBaseUrl('http://127.0.0.1:9/p/'), { base: 'http://127.0.0.1:9/p', origin: 'http://127.0.0.1:9', basePath: '/p' });
 });
+
+test('timeouts and other settings never collide with the FIRSTOPS_UPSTREAM_<NAME> namespace', () => {
+  const c = loadConfig({ FIRSTOPS_RESPONSE_TIMEOUT_MS: '300', FIRSTOPS_CONNECT_TIMEOUT_MS: '50' });
+  assert.equal(c.upstreamTimeoutMs, 300);
+  assert.equal(c.connectTimeoutMs, 50);
+  assert.deepEqual([...c.upstreams.keys()].sort(), ['anthropic', 'openai']);
+});

@@ -13,7 +13,7 @@ import type { ProxyEnv } from '../context.ts';
 import { RESPONSE_ALREADY_SENT, replyError, replySidecarError, targetOf } from './respond.ts';
 
 const PREFIX = '/llm/';
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The request body as a JSON object to govern, undefined when it is not one (forwarded as is). */
 function governable(body: Buffer, contentType: string | undefined): Record<string, unknown> | undefined {
