@@ -2,7 +2,7 @@
 // The only module with side effects: reads argv and env, starts what was asked, handles signals.
 import { ConfigError, loadConfig } from './config.ts';
 import { IdentityError } from './identity.ts';
-import { createLogger } from './log.ts';
+import { LOG_LEVELS, createLogger } from './log.ts';
 import { PolicyFileError } from './policy/local.ts';
 import { USAGE, parseCommand, runCheck, runHealthcheck } from './cli.ts';
 import { startSidecar } from './server.ts';
@@ -43,7 +43,8 @@ switch (command) {
     break;
   case 'injector': {
     const { startInjector } = await import('./injector/index.ts');
-    const logger = createLogger({ level: 'info', base: { component: 'injector' } });
+    const level = LOG_LEVELS.find((l) => l === env.FIRSTOPS_LOG_LEVEL?.trim().toLowerCase()) ?? 'info';
+    const logger = createLogger({ level, base: { component: 'injector' } });
     const injector = await startInjector({ env, logger }).catch((err: Error) => fail(err.message, 2));
     onSignals(() => injector.close());
     break;

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { Waiter } from './server.ts';
+
+export const NODE = process.execPath;
+export const MAIN = new URL('../../dist/main.js', import.meta.url).pathname;
+
+export interface SidecarProcess {
+  readonly child: ChildProcess;
+  readonly lines: Array<Record<string, unknown>>;
+  readonly stderr: string[];
+  /** Resolves with the first log line whose msg matches. */
+  waitFor(msg: string | RegExp): Promise<Record<string, unknown>>;
+  exit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs dist/main.js (npm test builds it first) with the given env; stdout JSON lines are parsed. */
+export function runSidecar(args: string[], env: Record<string, string>): SidecarProcess {
+  const child = spawn(NODE, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Array<Record<string, unknown>> = [];
+  const stderr: string[] = [];
+  const arrivals = new Waiter<Record<string, unknown>>();
+  const watchers: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      parsed = { msg: line, unparsed: true };
+    }
+    lines.push(parsed);
+    arrivals.push(parsed);
+    for (const w of [...watchers]) {
+      if (w.match(parsed)) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve(parsed);
+      }
+    }
+  });
+  child.stderr!.on('data', (c: Buffer) => stderr.push(c.toString()));
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  return {
+    child,
+    lines,
+    stderr,
+    waitFor(msg) {
+      const match = (l: Record<string, unknown>): boolean => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg)));
+      const seen = lines.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        watchers.push({ match, resolve });
+        void exited.then(({ code }) => reject(new Error(`sidecar exited (${code}) before logging ${String(msg)}: ${stderr.join('')}`)));
+      });
+    },
+    exit: () => exited,
+  };
+}
+
+/** The ports a started sidecar logged. */
+export function portsOf(line: Record<string, unknown>): { proxy: number; admin: number } {
+  const port = (s: unknown): number => Number(String(s).split(':').at(-1));
+  return { proxy: port(line.proxy), admin: port(line.admin) };
+}
