@@ -33,7 +33,8 @@ mapfile -t LIBS < <(ldd "$NODE_BIN" | awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\//
 
 hash_inputs() {
   {
-    sha256sum "$0" "$NODE_BIN" "$BUSYBOX" "$CA" "$NPM_DIR/package.json" "${LIBS[@]}"
+    # contents only (not paths: the same inputs give the same tag from anywhere)
+    sha256sum "$0" "$NODE_BIN" "$BUSYBOX" "$CA" "$NPM_DIR/package.json" "${LIBS[@]}" | cut -d' ' -f1
     echo "$REGISTRY"
   } | sha256sum | cut -c1-16
 }
@@ -127,6 +128,12 @@ LABEL org.firstops.standin="node24-builder"
 C
   build "$BUILDER" "$work/builder"
 fi
+
+# Older stand-ins (other input hashes) are no longer used by anything.
+for repo in localhost/firstops-standin/nodejs24-distroless localhost/firstops-standin/node24-builder; do
+  podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" | grep -v ":$TAG\$" |
+    xargs -r podman rmi --force >/dev/null 2>&1 || true
+done
 
 echo "RUNTIME=$RUNTIME"
 echo "BUILDER=$BUILDER"
