@@ -4,6 +4,7 @@
 // plain Kubernetes manifests with kubernetes-models. Needs no podman.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -117,6 +118,11 @@ test('compose: Prometheus scrapes the sidecar admin port with a config that pars
   const file = resolve(DEPLOY, mount.split(':')[0]!);
   assert.ok(existsSync(file), `${file} must exist`);
   assert.ok((p.command as string[]).includes('--config.file=/etc/prometheus/prometheus.yml'));
+
+  // Prometheus' own checker (Debian prometheus, installed by .ci/setup-host.sh).
+  const promtool = spawnSync('promtool', ['check', 'config', file], { encoding: 'utf8' });
+  assert.ok(!promtool.error, `promtool is needed to check prometheus.yml (apt-get install prometheus): ${promtool.error?.message}`);
+  assert.equal(promtool.status, 0, `promtool check config:\n${promtool.stdout}${promtool.stderr}`);
 
   const prom = parse(readFileSync(file, 'utf8')) as Obj;
   const allowedTop = new Set(['global', 'scrape_configs', 'rule_files', 'alerting', 'remote_write', 'remote_read', 'storage', 'tracing']);
