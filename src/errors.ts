@@ -81,6 +81,8 @@ function networkKind(err: unknown): 'unreachable' | 'reset' | 'timeout' | 'bad_r
       if (code.startsWith('HPE_')) return 'bad_response';
     }
     if ((cur as { name?: unknown }).name === 'TimeoutError') return 'timeout';
+    // undici's parser errors often carry no code (HPE_ lookup misses): the name says it.
+    if ((cur as { name?: unknown }).name === 'HTTPParserError') return 'bad_response';
     cur = (cur as { cause?: unknown }).cause;
   }
   return undefined;
