@@ -96,7 +96,7 @@ describe('client disconnects', () => {
       const port = sidecar.sidecar.proxyAddress.port;
       upstream.handle('handler' in kind ? kind.handler : () => undefined);
       // Warm-up so lazily created pools and timers are in the baseline.
-      upstream.handle((_r, res) => res.end('{}'));
+      upstream.handle((_r, res) => { res.end('{}'); });
       assert.equal((await send(sidecar.url, { path: '/llm/openai/v1/chat/completions', body: chatBody() })).status, 200);
       upstream.handle('handler' in kind ? kind.handler : () => undefined);
       // The sidecar may keep idle keep-alive sockets to the upstream; aborted ones must go.
@@ -145,7 +145,7 @@ describe('client disconnects', () => {
         assert.equal(line.code, 'client_aborted', JSON.stringify(line));
       }
       // The next request is served normally.
-      upstream.handle((_r, res) => res.end('{"ok":true}'));
+      upstream.handle((_r, res) => { res.end('{"ok":true}'); });
       const r = await send(sidecar.url, { path: '/llm/openai/v1/chat/completions', body: chatBody() });
       assert.equal(r.status, 200);
     });
