@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { ClientAbortedError, readBody } from '../body.ts';
 import { SidecarError, upstreamError } from '../errors.ts';
 import { forwardRequestHeaders, isJsonContentType } from '../headers.ts';
+import { hasDuplicateKeys } from '../json-keys.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import { llmEvent } from '../policy/types.ts';
@@ -19,15 +20,20 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 function governable(body: Buffer, contentType: string | undefined): Record<string, unknown> | undefined {
   if (body.length === 0) return undefined;
   let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(utf8.decode(body));
+    text = utf8.decode(body);
+    parsed = JSON.parse(text);
   } catch {
     // A body declared as JSON that does not parse could mean something else
     // to the upstream's parser: refuse rather than forward it ungoverned.
     if (isJsonContentType(contentType)) throw new SidecarError('invalid_json');
     return undefined;
   }
-  return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  // The policy would judge the last of two same-named keys, another parser the first.
+  if (hasDuplicateKeys(text)) throw new SidecarError('invalid_json', 'an object has a duplicate key');
+  return parsed as Record<string, unknown>;
 }
 
 function safeName(name: string): string {

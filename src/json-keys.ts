@@ -1,0 +1,45 @@
+/**
+ * True when some JSON object in `text` names the same key twice (after
+ * unescaping: `"a"` and `"\u0061"` are one key). JSON.parse keeps the last
+ * value and other parsers the first, so a policy could judge one value while
+ * the upstream reads another; such bodies are refused.
+ *
+ * Only called on text JSON.parse accepted, so it skips validation: one pass,
+ * iterative (no recursion, any depth), strings jumped over with indexOf.
+ */
+export function hasDuplicateKeys(text: string): boolean {
+  const stack: Array<Set<string> | undefined> = [];
+  let keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c /* \ */) slashes++;
+        if (slashes % 2 === 0) break;
+      }
+      if (keyNext) {
+        const raw = text.slice(i + 1, end);
+        const key = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
+        const keys = stack[stack.length - 1]!;
+        if (keys.has(key)) return true;
+        keys.add(key);
+        keyNext = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      stack.push(new Set());
+      keyNext = true;
+    } else if (c === 0x5b /* [ */) {
+      stack.push(undefined);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      keyNext = false;
+    } else if (c === 0x2c /* , */) {
+      keyNext = stack[stack.length - 1] !== undefined;
+    }
+  }
+  return false;
+}
