@@ -8,6 +8,15 @@
  * iterative (no recursion, any depth), strings jumped over with indexOf.
  */
 export function hasDuplicateKeys(text: string): boolean {
+  return jsonShapeProblem(text, Number.POSITIVE_INFINITY) === 'duplicate key';
+}
+
+/**
+ * The same pass, also refusing nesting deeper than `maxDepth`: the policy
+ * code walks documents recursively, and a body of a million `[` (valid JSON)
+ * would otherwise overflow the stack and answer 500.
+ */
+export function jsonShapeProblem(text: string, maxDepth: number): 'duplicate key' | 'nested too deeply' | undefined {
   const stack: Array<Set<string> | undefined> = [];
   let keyNext = false;
   for (let i = 0; i < text.length; i++) {
@@ -24,16 +33,16 @@ export function hasDuplicateKeys(text: string): boolean {
         const raw = text.slice(i + 1, end);
         const key = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
         const keys = stack[stack.length - 1]!;
-        if (keys.has(key)) return true;
+        if (keys.has(key)) return 'duplicate key';
         keys.add(key);
         keyNext = false;
       }
       i = end;
     } else if (c === 0x7b /* { */) {
-      stack.push(new Set());
+      if (stack.push(new Set()) > maxDepth) return 'nested too deeply';
       keyNext = true;
     } else if (c === 0x5b /* [ */) {
-      stack.push(undefined);
+      if (stack.push(undefined) > maxDepth) return 'nested too deeply';
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       stack.pop();
       keyNext = false;
@@ -41,5 +50,5 @@ export function hasDuplicateKeys(text: string): boolean {
       keyNext = stack[stack.length - 1] !== undefined;
     }
   }
-  return false;
+  return undefined;
 }

@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { ClientAbortedError, readBody } from '../body.ts';
 import { SidecarError, upstreamError } from '../errors.ts';
 import { forwardRequestHeaders, isJsonContentType } from '../headers.ts';
-import { hasDuplicateKeys } from '../json-keys.ts';
+import { jsonShapeProblem } from '../json-keys.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import { llmEvent } from '../policy/types.ts';
@@ -15,6 +15,8 @@ import { RESPONSE_ALREADY_SENT, replyError, replySidecarError, targetOf } from '
 
 const PREFIX = '/llm/';
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Far deeper than any LLM request (tool schemas included); bounds the policy's recursion. */
+const MAX_JSON_DEPTH = 512;
 
 /** The request body as a JSON object to govern, undefined when it is not one (forwarded as is). */
 function governable(body: Buffer, contentType: string | undefined): Record<string, unknown> | undefined {
@@ -31,8 +33,11 @@ function governable(body: Buffer, contentType: string | undefined): Record<strin
     return undefined;
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  // The policy would judge the last of two same-named keys, another parser the first.
-  if (hasDuplicateKeys(text)) throw new SidecarError('invalid_json', 'an object has a duplicate key');
+  // The policy would judge the last of two same-named keys, another parser the
+  // first; and the policy's recursive walks need a bounded depth.
+  const problem = jsonShapeProblem(text, MAX_JSON_DEPTH);
+  if (problem === 'duplicate key') throw new SidecarError('invalid_json', 'an object has a duplicate key');
+  if (problem) throw new SidecarError('invalid_json', `nested deeper than ${MAX_JSON_DEPTH} levels`);
   return parsed as Record<string, unknown>;
 }
 

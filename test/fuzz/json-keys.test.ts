@@ -3,7 +3,7 @@
 // on a large body and handles any depth without recursion.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasDuplicateKeys } from '../../src/json-keys.ts';
+import { hasDuplicateKeys, jsonShapeProblem } from '../../src/json-keys.ts';
 import { hasDuplicateKeys as reference } from './json.ts';
 
 function prng(seed: number): () => number {
@@ -53,4 +53,12 @@ test('any depth, linear time', () => {
   assert.equal(hasDuplicateKeys(big), false);
   const ms = performance.now() - started;
   assert.ok(ms < 2000, `${(big.length / 1e6).toFixed(1)} MB took ${ms} ms`);
+});
+
+test('depth limit counts objects and arrays alike', () => {
+  assert.equal(jsonShapeProblem(`${'['.repeat(3)}${']'.repeat(3)}`, 3), undefined);
+  assert.equal(jsonShapeProblem(`${'['.repeat(4)}${']'.repeat(4)}`, 3), 'nested too deeply');
+  assert.equal(jsonShapeProblem('{"a":[{"b":[]}]}', 4), undefined);
+  assert.equal(jsonShapeProblem('{"a":[{"b":[{}]}]}', 4), 'nested too deeply');
+  assert.equal(jsonShapeProblem('{"a":"[[[[[[[[[[["}', 2), undefined);
 });
