@@ -70,7 +70,10 @@ export interface RawResponse {
   readonly headers: Record<string, string>;
 }
 
-function parseFirst(raw: string): Pick<RawResponse, 'status' | 'body' | 'headers'> {
+function parseFirst(full: string): Pick<RawResponse, 'status' | 'body' | 'headers'> {
+  // Interim 1xx answers (100 Continue) are skipped: the final response counts.
+  let raw = full;
+  while (/^HTTP\/1\.[01] 1\d\d /.test(raw) && raw.includes('\r\n\r\n')) raw = raw.slice(raw.indexOf('\r\n\r\n') + 4);
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
   if (!m) return { status: 0, body: '', headers: {} };
   const end = raw.indexOf('\r\n\r\n');
