@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { pipeline, type Transform } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isEventStream, markEventStream, relayResponseHeaders } from './headers.ts';
 import type { Metrics, Route } from './metrics.ts';
@@ -49,17 +49,34 @@ export function relayResponse(
   if (stream) options.metrics.streamsActive.inc({ route: options.route });
 
   return new Promise((resolve) => {
+    let settled = false;
     const done = (err?: Error | null): void => {
+      if (settled) return;
+      settled = true;
       if (stream) {
         options.metrics.streamsActive.dec({ route: options.route });
         options.metrics.streamDuration.observe({ route: options.route }, (performance.now() - started) / 1000);
       }
       resolve(err ? { status: upstream.statusCode, bytesOut, error: err } : { status: upstream.statusCode, bytesOut });
     };
-    if (transform) pipeline(upstream.body, transform, res, done);
-    else pipeline(upstream.body, res, done);
-    upstream.body.on('data', (chunk: Buffer) => {
+    // The last hop is relayed by hand rather than with stream.pipeline:
+    // pipeline aborts an AbortController of its own when it finishes, and
+    // that builds a DOMException (with a stack trace) per response.
+    const source: Readable = transform ? pipeline(upstream.body, transform, () => undefined) : upstream.body;
+    source.on('data', (chunk: Buffer) => {
       bytesOut += chunk.length;
+      if (!res.write(chunk)) source.pause();
+    });
+    res.on('drain', () => source.resume());
+    source.once('end', () => res.end());
+    source.on('error', (err: Error) => {
+      res.destroy();
+      done(err);
+    });
+    res.once('close', () => {
+      if (res.writableFinished) return done();
+      source.destroy();
+      done(Object.assign(new Error('client closed the connection before the response was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
     });
   });
 }
