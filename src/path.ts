@@ -24,20 +24,25 @@ export function parseTarget(rawUrl: string | undefined): Target {
 
 const PERCENT = /%([0-9a-fA-F]{2})/g;
 const MAX_DECODE_ROUNDS = 4;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
 
 /**
  * Refuses any path a normaliser anywhere downstream could read differently
- * from the bytes we govern: a `.` or `..` segment, after percent-decoding as
+ * from the bytes we govern: an encoded control character, or a `.` or `..` segment, after percent-decoding as
  * many times as it keeps changing (`%2e`, `%252e`, ...), with `\` counted as a
  * separator and `;params` cut from each segment.
  */
-export function assertNoDotSegments(path: string): void {
+export function assertSafePath(path: string): void {
   let decoded = path;
   for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
     const next = decoded.replace(PERCENT, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
     if (next === decoded) break;
     decoded = next;
   }
+  // A decoded control character (`%00`, `%0a`, ...) can cut or split the path
+  // in a parser downstream (`/..%00/x` read as `/..`): never forwarded.
+  if (CONTROL.test(decoded)) throw new SidecarError('bad_request_target', 'encoded control character in the path');
   if (!decoded.includes('.')) return;
   for (const raw of decoded.split(/[/\\]/)) {
     const semi = raw.indexOf(';');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNoDotSegments, parseTarget } from '../src/path.ts';
+import { assertSafePath, parseTarget } from '../src/path.ts';
 
 test('dot segments are refused in every encoding', () => {
   const bad = [
@@ -8,12 +8,12 @@ test('dot segments are refused in every encoding', () => {
     '/llm/openai/%2e./x', '/llm/openai/%252e%252e/x', '/llm/openai/..\\x', '/llm/openai\\..\\x', '/llm/openai/..;/x',
     '/llm/openai/%2e%2e%2fx', '/llm/openai/..%5cx', '/llm/openai/..', '/llm/openai/%2e', '/llm/openai/%25252e%25252e/x',
   ];
-  for (const path of bad) assert.throws(() => assertNoDotSegments(path), { code: 'path_traversal' }, path);
+  for (const path of bad) assert.throws(() => assertSafePath(path), { code: 'path_traversal' }, path);
 });
 
 test('dots inside names pass', () => {
   for (const path of ['/llm/openai/v1/chat.completions', '/llm/x/...', '/llm/x/a..b', '/llm/x/.well-known', '/llm/openai/v1/models/gpt-4.1']) {
-    assert.doesNotThrow(() => assertNoDotSegments(path), path);
+    assert.doesNotThrow(() => assertSafePath(path), path);
   }
 });
 
@@ -22,4 +22,10 @@ test('only origin-form targets are accepted', () => {
   assert.throws(() => parseTarget('http://evil.example/llm/a'), { code: 'bad_request_target' });
   assert.throws(() => parseTarget('*'), { code: 'bad_request_target' });
   assert.throws(() => parseTarget(''), { code: 'bad_request_target' });
+});
+
+test('percent-encoded control characters are refused', () => {
+  for (const path of ['/llm/openai/..%00/x', '/llm/openai/v1/%00', '/llm/openai/v1/a%0d%0aX-Injected:%201', '/llm/openai/%2500x', '/llm/openai/%7f']) {
+    assert.throws(() => assertSafePath(path), { code: 'bad_request_target' }, path);
+  }
 });

@@ -1,6 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { SidecarError, isSidecarError } from '../errors.ts';
-import { assertNoDotSegments } from '../path.ts';
+import { assertSafePath } from '../path.ts';
 import type { Logger } from '../log.ts';
 import type { ProxyEnv } from '../context.ts';
 import { replySidecarError, targetOf } from './respond.ts';
@@ -16,7 +16,7 @@ export function createProxyApp(deps: { llm: Handler; mcp: Handler; logger: Logge
   const app = new Hono<ProxyEnv>();
   app.use('*', async (c, next) => {
     try {
-      assertNoDotSegments(targetOf(c).path);
+      assertSafePath(targetOf(c).path);
     } catch (err) {
       if (isSidecarError(err)) return replySidecarError(c, err);
       throw err;
