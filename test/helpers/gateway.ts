@@ -52,6 +52,7 @@ export async function startGateway(options: { prefix?: string } = {}): Promise<F
   let mcp: GatewayRoute = (_req, res) => sendJson(res, 404, { error: 'no mcp handler' });
   let nonce: string | undefined;
   let baseUrl = '';
+  let listeningPort = 0;
 
   const reject = (res: ServerResponse, why: string): void => {
     rejected.push(why);
@@ -85,7 +86,8 @@ export async function startGateway(options: { prefix?: string } = {}): Promise<F
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const expectedHtu = `http://127.0.0.1:${(req.socket.localPort ?? 0)}${path}`;
+    // The port the gateway listens on, not the socket's: a client that already hung up has none.
+    const expectedHtu = `http://127.0.0.1:${listeningPort}${path}`;
     if (payload.htu !== expectedHtu) return reject(res, `htu ${String(payload.htu)} != ${expectedHtu}`), false;
     if (payload.htm !== req.method) return reject(res, `htm ${String(payload.htm)} != ${req.method}`), false;
     const now = Math.floor(Date.now() / 1000);
@@ -137,6 +139,7 @@ export async function startGateway(options: { prefix?: string } = {}): Promise<F
     });
   });
   baseUrl = server.url + prefix;
+  listeningPort = server.port;
   return {
     ...server,
     baseUrl,
