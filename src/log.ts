@@ -14,6 +14,10 @@ const REDACT_PATHS = [
   'headers', '*.headers', 'body', '*.body', 'privateKey', '*.privateKey', 'proof', 'bearer',
 ];
 
+const CENSOR = '[redacted]';
+/** The same names without the `*.` paths, which only look inside nested objects. */
+const SCALAR_REDACT_PATHS = REDACT_PATHS.filter((path) => !path.startsWith('*.'));
+
 export interface LoggerOptions {
   level: LevelWithSilent;
   /** Where lines go; defaults to stdout. Tests pass a stream they can parse. */
@@ -29,10 +33,20 @@ export function createLogger(options: LoggerOptions): Logger {
       base: { service: 'firstops-sidecar', ...options.base },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
     },
     // Lines are gathered into writes of about 4 KB (at most 250 ms late, and
     // flushed synchronously at exit) instead of one write per line.
     options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 250 }),
   );
+}
+
+/**
+ * A child for lines whose fields are all scalars named in code (the one line
+ * per request): it keeps every top-level name in the redaction list but not
+ * the `*.` paths, which cannot match a scalar and made redaction the costliest
+ * part of writing that line (about 5 us of the ~90 us a request costs).
+ */
+export function scalarChild(logger: Logger, bindings: Record<string, unknown>): Logger {
+  return logger.child(bindings, { redact: { paths: SCALAR_REDACT_PATHS, censor: CENSOR } });
 }

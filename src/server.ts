@@ -7,7 +7,7 @@ import type { Config } from './config.ts';
 import { ERROR_TABLE, type ErrorCode } from './errors.ts';
 import { createGatewayClient } from './gateway.ts';
 import { openIdentityStore, type IdentityStore } from './identity-store.ts';
-import type { Logger } from './log.ts';
+import { scalarChild, type Logger } from './log.ts';
 import { createMetrics, methodLabel, type Metrics } from './metrics.ts';
 import { createPolicyChain } from './policy/chain.ts';
 import { createRemoteEvaluator } from './policy/remote.ts';
@@ -62,7 +62,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
 export async function startSidecar(options: { config: Config; logger: Logger; metrics?: Metrics }): Promise<Sidecar> {
   const { config, logger } = options;
   const metrics = options.metrics ?? createMetrics();
-  const requestLog = logger.child({ component: 'request' });
+  const requestLog = scalarChild(logger, { component: 'request' });
 
   const identity = await openIdentityStore({ dir: config.identityDir, reloadIntervalMs: config.reloadIntervalMs, logger, metrics });
   let policy: PolicyStore | undefined;
