@@ -1,7 +1,7 @@
-import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SignJWT, calculateJwkThumbprint, type JWK } from 'jose';
+import { calculateJwkThumbprint, type JWK } from 'jose';
 
 export const AGENT_ID_FILE = 'agent-id';
 export const PRIVATE_KEY_FILE = 'private-key.pem';
@@ -71,7 +71,8 @@ export async function createIdentity(agentIdText: string, privateKeyPem: string)
   const { kty, crv, x, y } = createPublicKey(privateKey).export({ format: 'jwk' });
   const publicJwk: JWK = { kty, crv, x, y } as JWK;
   const jkt = await calculateJwkThumbprint(publicJwk, 'sha256');
-  const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwk };
+  // The protected header never changes for a key: encoded once.
+  const encodedHeader = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwk })).toString('base64url');
 
   return {
     agentId,
@@ -86,7 +87,13 @@ export async function createIdentity(agentIdText: string, privateKeyPem: string)
         iat: Math.floor(Date.now() / 1000),
       };
       if (nonce) claims.nonce = nonce;
-      return new SignJWT(claims).setProtectedHeader(header).sign(privateKey);
+      // A compact JWS signed with node:crypto directly (ES256 is ECDSA P-256
+      // over SHA-256, signature as raw r||s). jose's sign goes through a
+      // WebCrypto job on the thread pool, the hottest frame in a profile of
+      // MCP round trips: 65-76 us of CPU per proof against 48-51 us here.
+      const input = `${encodedHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      const signature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+      return Promise.resolve(`${input}.${signature.toString('base64url')}`);
     },
   };
 }
