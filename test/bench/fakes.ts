@@ -1,0 +1,77 @@
+// The benchmark's stand-ins, run as their own process (pinned beside the load
+// generator): an OpenAI-shaped upstream and a FirstOps gateway whose
+// evaluate-hook always allows. Prints {"upstream":port,"gateway":port} on one
+// line when both listen; exits when its parent closes stdin or on SIGTERM.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chatCompletion, openAiChunk } from '../helpers/upstream.ts';
+
+/** ~1 KB chat completion, serialised once. */
+const COMPLETION = Buffer.from(JSON.stringify(chatCompletion(
+  'The quick brown fox jumps over the lazy dog. '.repeat(19).trim(),
+)));
+const CHUNKS = Array.from({ length: 19 }, (_, i) => Buffer.from(openAiChunk(`token${i} `)))
+  .concat(Buffer.from(openAiChunk('', 'stop')));
+const DONE = Buffer.from('data: [DONE]\n\n');
+const ALLOW = Buffer.from('{"decision":"allow"}');
+
+function readBody(req: IncomingMessage, then: (body: string) => void): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => then(chunks.length === 1 ? chunks[0]!.toString() : Buffer.concat(chunks).toString()));
+}
+
+function json(res: ServerResponse, body: Buffer): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+/**
+ * 20 SSE chunks. With `?interval_ms=N` they are N ms apart (long-lived
+ * streams for the memory figure); otherwise written back to back.
+ */
+function stream(req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const q = req.url?.indexOf('?') ?? -1;
+  const interval = q === -1 ? 0 : Number(new URLSearchParams(req.url!.slice(q)).get('interval_ms') ?? 0);
+  if (!interval) {
+    for (const chunk of CHUNKS) res.write(chunk);
+    res.end(DONE);
+    return;
+  }
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i < CHUNKS.length) res.write(CHUNKS[i++]);
+    else {
+      clearInterval(timer);
+      res.end(DONE);
+    }
+  }, interval);
+  res.once('close', () => clearInterval(timer));
+}
+
+const upstream = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  readBody(req, (body) => {
+    // A substring test, not a parse: the stand-in should cost as little as it can.
+    if (body.includes('"stream":true')) stream(req, res);
+    else json(res, COMPLETION);
+  });
+});
+
+const gateway = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  readBody(req, (body) => {
+    if (req.url?.endsWith('/evaluate-hook')) return json(res, ALLOW);
+    // MCP: answer a JSON-RPC request with an empty result, same id.
+    const id = /"id"\s*:\s*("[^"]*"|\d+)/.exec(body)?.[1] ?? 'null';
+    json(res, Buffer.from(`{"jsonrpc":"2.0","id":${id},"result":{"tools":[]}}`));
+  });
+});
+
+const listen = (server: typeof upstream): Promise<number> =>
+  new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+
+const ports = { upstream: await listen(upstream), gateway: await listen(gateway) };
+process.stdout.write(`${JSON.stringify(ports)}\n`);
+const stop = (): never => process.exit(0);
+process.stdin.on('end', stop).on('close', stop).resume();
+process.on('SIGTERM', stop);
