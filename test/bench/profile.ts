@@ -2,13 +2,13 @@
 // (after `npm run build`). Runs the built sidecar under `node --cpu-prof`
 // on the proxy core with wrk driving it, then prints where the CPU went: by
 // package and by function (self time). Add `--startup` to profile a start to
-// /readyz instead, `--no-profile` for the rate alone. The .cpuprofile stays in test/bench/results/profiles/ for
+// /readyz instead, `--no-profile` for the rate alone, `--rate=N` to drive it at a fixed N req/s. The .cpuprofile stays in test/bench/results/profiles/ for
 // Chrome DevTools or speedscope.
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { LOAD_CORE, setUp, startCeiling, stop, watchdog } from './procs.ts';
-import { throughput } from './load.ts';
+import { fixedRate, throughput } from './load.ts';
 
 interface Node {
   id: number;
@@ -23,6 +23,8 @@ interface Profile {
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const startup = process.argv.includes('--startup');
+/** `--rate=N`: an open loop at N req/s instead of wrk's closed loop. */
+const rate = Number(process.argv.find((a) => a.startsWith('--rate='))?.slice(7) ?? 0);
 const [target = 'local', body = 'json', connections = '64', seconds = '5'] = args;
 const dir = join(import.meta.dirname, 'results', 'profiles');
 mkdirSync(dir, { recursive: true });
@@ -46,9 +48,15 @@ if (!startup) {
     : JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(500) }], ...(body === 'sse' ? { stream: true } : {}) });
   const req = { url, body: payload, headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' } };
   const warm = await throughput(req, { connections: Number(connections), seconds: 1, core: LOAD_CORE, scratch: bench.scratch });
-  const r = await throughput(req, { connections: Number(connections), seconds: Number(seconds), core: LOAD_CORE, scratch: bench.scratch });
-  process.stdout.write(`${target} ${body} c${connections}: ${Math.round(r.rps)} req/s, ${r.errors} errors\n`);
-  requests = warm.requests + r.requests;
+  if (rate) {
+    const r = await fixedRate(req, { rate, seconds: Number(seconds) });
+    process.stdout.write(`${target} ${body} at ${rate} req/s: ${r.total.length} requests, ${r.errors} errors\n`);
+    requests = warm.requests + r.total.length;
+  } else {
+    const r = await throughput(req, { connections: Number(connections), seconds: Number(seconds), core: LOAD_CORE, scratch: bench.scratch });
+    process.stdout.write(`${target} ${body} c${connections}: ${Math.round(r.rps)} req/s, ${r.errors} errors\n`);
+    requests = warm.requests + r.requests;
+  }
 }
 await stop(proxied.child);
 await bench.close();
