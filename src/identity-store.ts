@@ -36,23 +36,19 @@ export async function openIdentityStore(options: {
   metrics.identityLoaded.set(identity ? 1 : 0);
   const missingReason = `no agent identity is mounted at ${dir} (files agent-id and private-key.pem)`;
   if (identity) log.info({ jkt: identity.jkt.slice(0, 8) }, 'agent identity loaded');
-  else log.warn({ dir }, `${missingReason}: /mcp and remote policy evaluation answer 503 until one appears`);
+  else log.warn({ dir }, `${missingReason}: /mcp answers 503 and remote policy evaluation is skipped until one appears`);
 
-  const poller = startPoller({
+  type Read = IdentityFiles | undefined | Error;
+  const poller = startPoller<Read>({
     intervalMs: options.reloadIntervalMs,
-    initial: fingerprint(files),
-    snapshot: async () => {
+    initial: files,
+    read: () => readIdentityFiles(dir).catch((err: Error) => err),
+    key: (read) => (read instanceof Error ? `unreadable:${read.message}` : fingerprint(read)),
+    onChange: async (read) => {
       try {
-        return fingerprint(await readIdentityFiles(dir));
-      } catch (err) {
-        return `unreadable:${(err as Error).message}`;
-      }
-    },
-    onChange: async () => {
-      try {
-        const next = await readIdentityFiles(dir);
-        if (!next) throw new IdentityError(`identity files disappeared from ${dir}`);
-        const fresh = await createIdentity(next.agentId, next.privateKey);
+        if (read instanceof Error) throw read;
+        if (!read) throw new IdentityError(`identity files disappeared from ${dir}`);
+        const fresh = await createIdentity(read.agentId, read.privateKey);
         const rotated = identity !== undefined;
         identity = fresh;
         metrics.identityLoaded.set(1);

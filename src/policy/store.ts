@@ -29,14 +29,15 @@ export async function openPolicyStore(options: {
   let policy = compilePolicy(text, file);
   log.info({ file, rules: policy.ruleCount }, 'local policy loaded');
 
-  const poller = startPoller({
+  const poller = startPoller<string | Error>({
     intervalMs: options.reloadIntervalMs,
     initial: text,
-    snapshot: () => readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => `\0unreadable:${err.code ?? 'error'}`),
-    onChange: async (next) => {
+    read: () => readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => new Error(`cannot read ${file}: ${err.code ?? err.message}`)),
+    key: (read) => (read instanceof Error ? `\0${read.message}` : read),
+    onChange: async (read) => {
       try {
-        if (next.startsWith('\0unreadable:')) throw new Error(`cannot read ${file}: ${next.slice(12)}`);
-        policy = compilePolicy(next, file);
+        if (read instanceof Error) throw read;
+        policy = compilePolicy(read, file);
         metrics.policyReloads.inc({ result: 'success' });
         log.info({ file, rules: policy.ruleCount }, 'local policy reloaded');
       } catch (err) {
