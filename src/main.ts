@@ -58,6 +58,11 @@ switch (command) {
       throw err;
     }
     const logger = createLogger({ level: config.logLevel });
+    // A bug that escapes every handler still leaves one JSON line (pino flushes on exit).
+    process.on('uncaughtException', (err) => {
+      logger.fatal({ err: { message: err.message, stack: err.stack } }, 'uncaught exception; exiting');
+      process.exit(1);
+    });
     try {
       const sidecar = await startSidecar({ config, logger });
       onSignals(async () => {
