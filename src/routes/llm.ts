@@ -1,7 +1,6 @@
 import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
-import { ClientAbortedError, readBody } from '../body.ts';
 import { SidecarError, upstreamError } from '../errors.ts';
 import { forwardRequestHeaders, isJsonContentType } from '../headers.ts';
 import { jsonShapeProblem } from '../json-keys.ts';
@@ -9,9 +8,9 @@ import type { Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import { llmEvent } from '../policy/types.ts';
 import { denialBody, errorStyleFor, type ErrorStyle } from '../providers.ts';
-import { clientGone, relayResponse } from '../relay.ts';
 import type { ProxyEnv } from '../context.ts';
-import { RESPONSE_ALREADY_SENT, replyError, replySidecarError, targetOf } from './respond.ts';
+import { openHop, readBodyOrReply } from './hop.ts';
+import { replyError, replySidecarError, targetOf } from './respond.ts';
 
 const PREFIX = '/llm/';
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -82,30 +81,24 @@ export function createLlmHandler(deps: {
       return replySidecarError(c, new SidecarError('unsupported_content_encoding'), style);
     }
 
-    let body: Buffer;
+    const body = await readBodyOrReply(c, config.maxBodyBytes, style);
+    if (body instanceof Response) return body;
     let toolInput: Record<string, unknown> | undefined;
     try {
-      body = await readBody(req, config.maxBodyBytes);
       toolInput = governable(body, req.headers['content-type']);
     } catch (err) {
-      if (err instanceof ClientAbortedError) {
-        if (record) record.code = err.code;
-        res.destroy();
-        return RESPONSE_ALREADY_SENT;
-      }
       if (err instanceof SidecarError) return replySidecarError(c, err, style);
       throw err;
     }
-    if (record) record.bytesIn = body.length;
 
-    const signal = clientGone(res);
+    const hop = openHop(c, { route: 'llm', metrics, classify: upstreamError, style });
     let forwardBody = body;
     if (toolInput === undefined) {
       metrics.decisions.inc({ source: 'none', outcome: 'skipped' });
       if (record) record.decision = 'skipped';
     } else {
       const toolName = `${provider}.${rest.replace(/^\/+|\/+$/g, '').replaceAll('/', '.')}`;
-      const result = await chain.evaluate(llmEvent(toolName, toolInput), body, signal);
+      const result = await chain.evaluate(llmEvent(toolName, toolInput), body, hop.signal);
       if (record) {
         record.decision = result.outcome;
         record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
@@ -119,33 +112,15 @@ export function createLlmHandler(deps: {
     const hadBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     if (hadBody) headers.push('content-length', String(forwardBody.length));
 
-    let upstreamResponse: Dispatcher.ResponseData;
-    try {
-      upstreamResponse = await dispatcher.request({
-        origin: upstream.origin,
-        path: upstream.basePath + rest + target.search,
-        method: req.method as Dispatcher.HttpMethod,
-        headers,
-        body: hadBody ? forwardBody : undefined,
-        signal,
-      });
-    } catch (err) {
-      if (signal.aborted) {
-        if (record) record.code = 'client_aborted';
-        return RESPONSE_ALREADY_SENT;
-      }
-      const failure = upstreamError(err);
-      metrics.upstreamErrors.inc({ route: 'llm', code: failure.code });
-      return replySidecarError(c, failure, style);
-    }
-
-    const relayed = await relayResponse(res, upstreamResponse, { route: 'llm', metrics });
-    if (record) record.bytesOut = relayed.bytesOut;
-    if (relayed.error) {
-      const code = signal.aborted ? 'client_aborted' : upstreamError(relayed.error).code;
-      if (record) record.code = code;
-      if (!signal.aborted) metrics.upstreamErrors.inc({ route: 'llm', code });
-    }
-    return RESPONSE_ALREADY_SENT;
+    const response = await hop.send(dispatcher.request({
+      origin: upstream.origin,
+      path: upstream.basePath + rest + target.search,
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body: hadBody ? forwardBody : undefined,
+      signal: hop.signal,
+    }));
+    if (response instanceof Response) return response;
+    return hop.relay(response);
   };
 }

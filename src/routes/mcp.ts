@@ -1,15 +1,14 @@
 import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
-import { ClientAbortedError, readBody } from '../body.ts';
 import { SidecarError, gatewayError } from '../errors.ts';
 import type { GatewayClient } from '../gateway.ts';
 import type { IdentityStore } from '../identity-store.ts';
 import type { Metrics } from '../metrics.ts';
-import { clientGone, relayResponse } from '../relay.ts';
 import { createEndpointRewriter, gatewayToLocal } from '../sse.ts';
 import type { ProxyEnv } from '../context.ts';
-import { RESPONSE_ALREADY_SENT, replySidecarError, targetOf } from './respond.ts';
+import { openHop, readBodyOrReply } from './hop.ts';
+import { replySidecarError, targetOf } from './respond.ts';
 
 /** The only client headers the gateway sees; the gateway adds Authorization and DPoP itself. */
 const FORWARDED = ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'] as const;
@@ -32,7 +31,6 @@ export function createMcpHandler(deps: {
 
   return async function handleMcp(c: Context<ProxyEnv>): Promise<Response> {
     const target = targetOf(c);
-    const record = c.env?.record;
     if (!identity.current()) return replySidecarError(c, new SidecarError('identity_unavailable', identity.missingReason));
     const req = c.env?.incoming;
     const res = c.env?.outgoing;
@@ -40,18 +38,9 @@ export function createMcpHandler(deps: {
 
     let body: Buffer | undefined;
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      try {
-        body = await readBody(req, config.maxBodyBytes);
-      } catch (err) {
-        if (err instanceof ClientAbortedError) {
-          if (record) record.code = err.code;
-          res.destroy();
-          return RESPONSE_ALREADY_SENT;
-        }
-        if (err instanceof SidecarError) return replySidecarError(c, err);
-        throw err;
-      }
-      if (record) record.bytesIn = body.length;
+      const read = await readBodyOrReply(c, config.maxBodyBytes);
+      if (read instanceof Response) return read;
+      body = read;
     }
 
     const headers: Record<string, string> = {};
@@ -59,41 +48,20 @@ export function createMcpHandler(deps: {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const signal = clientGone(res);
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await gateway.request({
-        method: req.method ?? 'GET',
-        path: target.path,
-        search: target.search,
-        headers,
-        body,
-        signal,
-        headersTimeoutMs: config.upstreamTimeoutMs,
-      });
-    } catch (err) {
-      if (signal.aborted) {
-        if (record) record.code = 'client_aborted';
-        return RESPONSE_ALREADY_SENT;
-      }
-      const failure = gatewayError(err);
-      if (failure.code !== 'identity_unavailable') metrics.upstreamErrors.inc({ route: 'mcp', code: failure.code });
-      return replySidecarError(c, failure);
-    }
+    const hop = openHop(c, { route: 'mcp', metrics, classify: gatewayError });
+    const response = await hop.send(gateway.request({
+      method: req.method ?? 'GET',
+      path: target.path,
+      search: target.search,
+      headers,
+      body,
+      signal: hop.signal,
+      headersTimeoutMs: config.upstreamTimeoutMs,
+    }));
+    if (response instanceof Response) return response;
 
     const host = req.headers.host;
     const localOrigin = `http://${host && HOST.test(host) ? host : fallbackHost}`;
-    const relayed = await relayResponse(res, response, {
-      route: 'mcp',
-      metrics,
-      transform: () => createEndpointRewriter(gatewayToLocal(config.gatewayUrl, localOrigin)),
-    });
-    if (record) record.bytesOut = relayed.bytesOut;
-    if (relayed.error) {
-      const code = signal.aborted ? 'client_aborted' : gatewayError(relayed.error).code;
-      if (record) record.code = code;
-      if (!signal.aborted) metrics.upstreamErrors.inc({ route: 'mcp', code });
-    }
-    return RESPONSE_ALREADY_SENT;
+    return hop.relay(response, () => createEndpointRewriter(gatewayToLocal(config.gatewayUrl, localOrigin)));
   };
 }
