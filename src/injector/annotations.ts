@@ -61,6 +61,8 @@ export interface PodOverrides {
   agentSecret: string | undefined;
   /** Sidecar env name → URL, from `firstops.dev/upstream-<name>`. */
   upstreams: ReadonlyMap<string, string>;
+  /** Sidecar env name → the `firstops.dev/upstream-<name>` annotation that set it. */
+  upstreamAnnotations: ReadonlyMap<string, string>;
   policyConfigMap: string | undefined;
   policyKey: string | undefined;
   failMode: string | undefined;
@@ -110,6 +112,7 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   }
 
   const upstreams = new Map<string, string>();
+  const upstreamAnnotations = new Map<string, string>();
   for (const [key, raw] of Object.entries(annotations)) {
     if (!key.startsWith(ANNOTATION_PREFIX)) continue;
     if (key.startsWith(ANNOTATIONS.upstreamPrefix)) {
@@ -120,7 +123,10 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
       }
       const problem = checkHttpUrl(raw.trim());
       if (problem !== undefined) problems.push(`${key} ${problem}`);
-      else upstreams.set(upstreamEnvName(name), raw.trim());
+      else {
+        upstreams.set(upstreamEnvName(name), raw.trim());
+        upstreamAnnotations.set(upstreamEnvName(name), key);
+      }
     } else if (!KNOWN_KEYS.has(key)) {
       unknown.push(key);
     }
@@ -143,6 +149,7 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
     overrides: {
       agentSecret,
       upstreams,
+      upstreamAnnotations,
       policyConfigMap: checked(ANNOTATIONS.policyConfigMap, checkObjectName),
       policyKey: checked(ANNOTATIONS.policyKey, checkConfigMapKey),
       failMode: checked(ANNOTATIONS.failMode, (v) => checkOneOf(v, FAIL_MODE_VALUES)),

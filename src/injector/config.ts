@@ -5,7 +5,7 @@
  * readable message instead of at the first admission request.
  */
 import { InjectorError } from './errors.ts';
-import { SIDECAR_ENV, checkSidecarEnvValue } from './sidecar-env.ts';
+import { SIDECAR_ENV, checkSidecarEnv } from './sidecar-env.ts';
 import {
   checkConfigMapKey, checkEnvName, checkObjectName, checkOneOf, checkQuantity, isDns1123Label,
   isOneOf, parseBoolean, parseIntegerIn, quantityValue,
@@ -207,10 +207,11 @@ function parseSidecarEnv(raw: string | undefined, issues: string[]): Map<string,
       issues.push(`${name}: ${key} must be a string (got ${typeof value})`);
       continue;
     }
-    const problem = checkSidecarEnvValue(key, value);
-    if (problem !== undefined) issues.push(`${name}: ${key} ${problem}`);
-    else env.set(key, value);
+    env.set(key, value);
   }
+  // The sidecar's own loader, on the chart-level env: what it would refuse
+  // in every injected pod is refused here, at the injector's start.
+  for (const problem of checkSidecarEnv(env)) issues.push(`${name}: ${problem}`);
   return env;
 }
 

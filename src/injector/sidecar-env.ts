@@ -3,9 +3,8 @@
  * with the proxy core): variable names, defaults, and how to validate values
  * the chart or an annotation puts there.
  */
-import {
-  FAIL_MODE_VALUES, LOG_LEVEL_VALUES, checkAbsolutePath, checkHttpUrl, checkOneOf, parseIntegerIn,
-} from './validate.ts';
+import { ConfigError, VARIABLES, loadConfig } from '../config.ts';
+import { checkAbsolutePath, parseIntegerIn } from './validate.ts';
 
 export const SIDECAR_ENV = {
   gatewayUrl: 'FIRSTOPS_GATEWAY_URL',
@@ -47,32 +46,75 @@ export function upstreamEnvName(name: string): string {
   return SIDECAR_ENV.upstreamPrefix + name.toUpperCase().replace(/[-.]/g, '_');
 }
 
-/** Validates a value destined for a known sidecar variable; unknown names pass. */
+const UPSTREAM_SUFFIX = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+/**
+ * FIRSTOPS_* names must be variables the sidecar reads (a typo would be
+ * silently ignored by the sidecar); other names are the application's business.
+ */
+export function checkSidecarEnvName(name: string): string | undefined {
+  if (!name.startsWith('FIRSTOPS_')) return undefined;
+  if (Object.hasOwn(VARIABLES, name)) return undefined;
+  if (name.startsWith(SIDECAR_ENV.upstreamPrefix) && UPSTREAM_SUFFIX.test(name.slice(SIDECAR_ENV.upstreamPrefix.length))) {
+    return undefined;
+  }
+  return `${name} is not a variable the sidecar reads (known: ${Object.keys(VARIABLES).join(', ')}, ${SIDECAR_ENV.upstreamPrefix}<NAME>)`;
+}
+
+/**
+ * Injector-side constraints on top of the sidecar's own: the identity dir is
+ * a volume mountPath, and the ports are probed and declared in the pod spec,
+ * so they must be fixed (not 0) and distinct.
+ */
 export function checkSidecarEnvValue(name: string, value: string): string | undefined {
   switch (name) {
-    case SIDECAR_ENV.gatewayUrl:
-      return checkHttpUrl(value);
     case SIDECAR_ENV.identityDir:
-    case SIDECAR_ENV.policyFile:
       return checkAbsolutePath(value);
-    case SIDECAR_ENV.failMode:
-      return checkOneOf(value, FAIL_MODE_VALUES);
-    case SIDECAR_ENV.logLevel:
-      return checkOneOf(value, LOG_LEVEL_VALUES);
-    case SIDECAR_ENV.policyTimeoutMs:
-    case SIDECAR_ENV.drainTimeoutMs:
-    case SIDECAR_ENV.maxBodyBytes: {
-      const parsed = parseIntegerIn(value, 1, Number.MAX_SAFE_INTEGER);
-      return typeof parsed === 'string' ? parsed : undefined;
-    }
     case SIDECAR_ENV.port:
     case SIDECAR_ENV.adminPort: {
       const parsed = parseIntegerIn(value, 1, 65535);
       return typeof parsed === 'string' ? parsed : undefined;
     }
     default:
-      return name.startsWith(SIDECAR_ENV.upstreamPrefix) ? checkHttpUrl(value) : undefined;
+      return undefined;
   }
+}
+
+/**
+ * Runs the sidecar's own configuration loader on the env the sidecar will
+ * receive, so anything the sidecar would refuse at startup (exit 2, and a
+ * native sidecar blocking the application) is refused here instead. Returns
+ * the loader's problems, each starting with the variable name, plus the
+ * injector-side checks; empty when the sidecar will start.
+ */
+export function checkSidecarEnv(env: ReadonlyMap<string, string>): string[] {
+  const problems: string[] = [];
+  for (const [name, value] of env) {
+    const nameProblem = checkSidecarEnvName(name);
+    if (nameProblem !== undefined) {
+      problems.push(nameProblem);
+      continue;
+    }
+    const problem = checkSidecarEnvValue(name, value);
+    if (problem !== undefined) problems.push(`${name} ${problem}`);
+  }
+  const proxyPort = env.get(SIDECAR_ENV.port) ?? String(DEFAULT_PROXY_PORT);
+  const adminPort = env.get(SIDECAR_ENV.adminPort) ?? String(DEFAULT_ADMIN_PORT);
+  if (proxyPort.trim() === adminPort.trim()) {
+    problems.push(`${SIDECAR_ENV.adminPort} must differ from ${SIDECAR_ENV.port} (both ${proxyPort.trim()} in the same pod)`);
+  }
+  try {
+    loadConfig(Object.fromEntries(env));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  return problems;
+}
+
+/** The variable a loadConfig/checkSidecarEnv problem is about (its first word). */
+export function problemVariable(problem: string): string {
+  return /^[A-Z0-9_]+/.exec(problem)?.[0] ?? '';
 }
 
 /** Port read from a sidecar env map, falling back to the sidecar's default. */

@@ -7,7 +7,8 @@ import { ANNOTATIONS } from './annotations.ts';
 import type { PullPolicy, ResourceRequirements, SidecarDefaults } from './config.ts';
 import { RESOURCE_NAMES, checkResourceOrder } from './config.ts';
 import {
-  DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, portFromEnv,
+  DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, checkSidecarEnv,
+  portFromEnv, problemVariable,
 } from './sidecar-env.ts';
 
 export const SIDECAR_CONTAINER_NAME = 'firstops-sidecar';
@@ -106,19 +107,40 @@ export function buildSidecar(
   const volumes: Volume[] = [{ name: IDENTITY_VOLUME_NAME, secret: { secretName, defaultMode: 0o444 } }];
   const volumeMounts: SidecarContainer['volumeMounts'] = [{ name: IDENTITY_VOLUME_NAME, mountPath: identityDir, readOnly: true }];
 
+  // Which annotation set each env variable, to name it when the sidecar would refuse the value.
+  const setBy = new Map<string, string>();
   const policyConfigMap = overrides.policyConfigMap ?? defaults.policyConfigMap;
   if (policyConfigMap !== undefined) {
     const key = overrides.policyKey ?? defaults.policyKey;
     volumes.push({ name: POLICY_VOLUME_NAME, configMap: { name: policyConfigMap, defaultMode: 0o444 } });
     volumeMounts.push({ name: POLICY_VOLUME_NAME, mountPath: POLICY_MOUNT_DIR, readOnly: true });
     env.set(SIDECAR_ENV.policyFile, `${POLICY_MOUNT_DIR}/${key}`);
+    if (overrides.policyKey !== undefined) setBy.set(SIDECAR_ENV.policyFile, ANNOTATIONS.policyKey);
   } else if (overrides.policyKey !== undefined) {
     problems.push(`${ANNOTATIONS.policyKey} needs a policy ConfigMap: add ${ANNOTATIONS.policyConfigMap} or set sidecar.policy.configMap in the chart`);
   }
 
-  for (const [name, url] of overrides.upstreams) env.set(name, url);
-  if (overrides.failMode !== undefined) env.set(SIDECAR_ENV.failMode, overrides.failMode);
-  if (overrides.logLevel !== undefined) env.set(SIDECAR_ENV.logLevel, overrides.logLevel);
+  for (const [name, url] of overrides.upstreams) {
+    env.set(name, url);
+    setBy.set(name, overrides.upstreamAnnotations.get(name) ?? `${ANNOTATIONS.upstreamPrefix}<name>`);
+  }
+  if (overrides.failMode !== undefined) {
+    env.set(SIDECAR_ENV.failMode, overrides.failMode);
+    setBy.set(SIDECAR_ENV.failMode, ANNOTATIONS.failMode);
+  }
+  if (overrides.logLevel !== undefined) {
+    env.set(SIDECAR_ENV.logLevel, overrides.logLevel);
+    setBy.set(SIDECAR_ENV.logLevel, ANNOTATIONS.logLevel);
+  }
+
+  // The final env through the sidecar's own loader: a value it would refuse
+  // would make the sidecar exit at start (and a native sidecar block the app).
+  for (const problem of checkSidecarEnv(env)) {
+    const annotation = setBy.get(problemVariable(problem));
+    problems.push(annotation !== undefined
+      ? `annotation ${annotation}: the sidecar would refuse ${problem}`
+      : `sidecar env (chart values): the sidecar would refuse ${problem}`);
+  }
 
   const resources = mergeResources(defaults.resources, overrides.resources);
   for (const problem of checkResourceOrder(resources)) {

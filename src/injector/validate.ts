@@ -3,8 +3,10 @@
  * annotation parsing. Each returns a problem description, or undefined when
  * the value is acceptable, so callers can collect every problem at once.
  */
+import { parseBaseUrl } from '../config.ts';
+import { LOG_LEVELS } from '../log.ts';
 
-export const LOG_LEVEL_VALUES = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_LEVEL_VALUES: readonly string[] = LOG_LEVELS;
 export const FAIL_MODE_VALUES = ['closed', 'open'] as const;
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -51,17 +53,17 @@ export function checkEnvName(value: string): string | undefined {
   return ENV_NAME.test(value) ? undefined : `is not a valid environment variable name (${JSON.stringify(value)})`;
 }
 
+/**
+ * An http(s) base URL as the sidecar accepts it (src/config.ts parseBaseUrl:
+ * host required, no credentials, query or fragment). A value containing
+ * `@` is not echoed.
+ */
 export function checkHttpUrl(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return `must be an absolute http(s) URL (got ${JSON.stringify(value)})`;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return `must use http or https (got ${JSON.stringify(url.protocol)})`;
-  }
-  return undefined;
+  const parsed = parseBaseUrl(value);
+  if (typeof parsed !== 'string') return undefined;
+  // Like the sidecar's own messages: a value with an `@` may hold a password, never echo it.
+  const shown = value.includes('@') ? '<redacted: contains @>' : value;
+  return `must be ${parsed} (got ${JSON.stringify(shown)})`;
 }
 
 export function checkAbsolutePath(value: string): string | undefined {

@@ -18,6 +18,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import type { IContainer, IPod } from 'kubernetes-models/v1';
+import { VARIABLES } from '../../src/config.ts';
 import { review } from '../../src/injector/admission.ts';
 import { ANNOTATIONS, INJECTED_LABEL, INJECTED_LABEL_VALUE, INJECTOR_POD_LABEL } from '../../src/injector/annotations.ts';
 import type { InjectorConfig } from '../../src/injector/config.ts';
@@ -297,6 +298,17 @@ const INVALID_CASES: InvalidCase[] = [
     values: { sidecar: { policy: { configMap: 'p' }, extraEnv: { FIRSTOPS_POLICY_FILE: '/x.yaml' } } },
     message: /sidecar\.policy\.configMap and sidecar\.extraEnv\.FIRSTOPS_POLICY_FILE are mutually exclusive/,
   },
+  {
+    name: 'extraEnv with a FIRSTOPS_* name the sidecar does not read',
+    values: { sidecar: { extraEnv: { FIRSTOPS_FAILMODE: 'open' } } },
+    message: /sidecar\.extraEnv\.FIRSTOPS_FAILMODE is not a variable the sidecar reads/,
+  },
+  { name: 'maxBodyBytes above the sidecar maximum (schema)', values: { sidecar: { maxBodyBytes: 2147483648 } }, message: /maxBodyBytes/ },
+  { name: 'policyTimeoutMs above the sidecar maximum (schema)', values: { sidecar: { policyTimeoutMs: 600001 } }, message: /policyTimeoutMs/ },
+  { name: 'drainTimeoutMs above the sidecar maximum (schema)', values: { sidecar: { drainTimeoutMs: 3600001 } }, message: /drainTimeoutMs/ },
+  { name: 'a negative drainTimeoutMs (schema)', values: { sidecar: { drainTimeoutMs: -1 } }, message: /drainTimeoutMs/ },
+  { name: 'a gateway URL with credentials (schema pattern)', values: { sidecar: { gatewayUrl: 'https://u:p@gw.example.com' } }, message: /gatewayUrl/ },
+  { name: 'an upstream URL with a query (schema pattern)', values: { sidecar: { upstreams: { openai: 'https://x.example.com/v1?k=1' } } }, message: /upstreams/ },
   { name: 'an unknown failurePolicy (schema enum)', values: { webhook: { failurePolicy: 'Sometimes' } }, message: /failurePolicy[\s\S]*(Fail|Ignore)/ },
   { name: 'an unknown top-level value (schema additionalProperties)', values: { bogus: true }, message: /bogus/ },
   { name: 'an unknown nested value (schema additionalProperties)', values: { sidecar: { failmode: 'open' } }, message: /failmode/ },
@@ -340,6 +352,13 @@ describe('values.yaml conventions', () => {
       assert.ok(readme.includes(example), `${annotation} has an example`);
     }
     for (const variable of Object.values(INJECTOR_ENV)) assert.ok(readme.includes(variable), `${variable} is documented`);
+  });
+
+  it('the extraEnv check knows exactly the variables the sidecar reads', () => {
+    const helpers = readFileSync(join(CHART, 'templates', '_helpers.tpl'), 'utf8');
+    const block = /define "firstops-sidecar\.sidecarVariables"[\s\S]*?\{\{- list ([^|]*)\|/.exec(helpers)?.[1] ?? '';
+    const listed = [...block.matchAll(/"([A-Z0-9_]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(listed.sort(), Object.keys(VARIABLES).sort());
   });
 
   it('every template file holds at most one resource', () => {
@@ -492,6 +511,18 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const sidecar = pod.spec?.containers.at(-1);
       assert.deepEqual(sidecar?.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
       assert.equal(pod.spec?.volumes?.find((v) => v.name === 'firstops-policy')?.configMap?.name, 'org-policy');
+    });
+
+    it('drainTimeoutMs 0 reaches the sidecar; extraEnv values the sidecar would refuse stop the injector at start', async () => {
+      const r = await render(bin, { sidecar: { drainTimeoutMs: 0, extraEnv: { FIRSTOPS_REMOTE_POLICY: 'off' } } });
+      const config = checkCommon(r);
+      assert.equal(config.sidecar.env.get('FIRSTOPS_DRAIN_TIMEOUT_MS'), '0');
+      assert.equal(sidecarEnv(injectWith(config)).get('FIRSTOPS_DRAIN_TIMEOUT_MS'), '0');
+
+      const bad = await render(bin, { sidecar: { extraEnv: { FIRSTOPS_RESPONSE_TIMEOUT_MS: '0' } } });
+      const container = bad.get<DeploymentShape>('Deployment').spec.template.spec.containers[0]!;
+      const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? '']));
+      assert.throws(() => loadInjectorConfig(env), /FIRSTOPS_RESPONSE_TIMEOUT_MS="0": expected an integer from 1 to 3600000/);
     });
 
     for (const c of INVALID_CASES) {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import type { IContainer, IPod } from 'kubernetes-models/v1';
 import { parseAdmissionReview, review } from '../../src/injector/admission.ts';
 import { InjectorError } from '../../src/injector/errors.ts';
+import { parseAnnotations } from '../../src/injector/annotations.ts';
 import { escapePointerSegment } from '../../src/injector/patch.ts';
+import { buildSidecar } from '../../src/injector/sidecar.ts';
 import {
   TEST_IMAGE, applyAndValidate, barePodReview, decodePatch, deploymentPodReview, testConfig,
 } from './helpers/reviews.ts';
@@ -230,6 +232,41 @@ describe('per-pod annotations', () => {
     for (const key of ['agent-secret', 'fail-mode', 'upstream-openai', 'memory-limit', 'base-url-env']) {
       assert.ok(message.includes(`firstops.dev/${key}`), `${key} named in: ${message}`);
     }
+  });
+
+  it('upstream URLs the sidecar would refuse (credentials, query, fragment) are rejected, credentials masked', () => {
+    const message = rejection(barePodReview({
+      'firstops.dev/inject': 'true',
+      'firstops.dev/agent-secret': 'solo',
+      'firstops.dev/upstream-openai': 'https://user:s3cret@openai.internal',
+      'firstops.dev/upstream-anthropic': 'https://anthropic.internal/?x=1',
+      'firstops.dev/upstream-mistral': 'https://mistral.internal/#f',
+    }));
+    assert.match(message, /firstops\.dev\/upstream-openai must be a URL without credentials/);
+    assert.match(message, /firstops\.dev\/upstream-anthropic must be a URL without query or fragment/);
+    assert.match(message, /firstops\.dev\/upstream-mistral must be a URL without query or fragment/);
+    assert.ok(!message.includes('s3cret'));
+  });
+
+  it('the final per-pod env goes through the sidecar\'s own loader, naming the annotation or chart value at fault', () => {
+    const config = testConfig();
+    const overrides = parseAnnotations({ 'firstops.dev/agent-secret': 'solo' }).overrides;
+    // Values that bypassed the annotation and startup checks still cannot reach a pod.
+    const plan = buildSidecar(
+      { ...config.sidecar, env: new Map([['FIRSTOPS_MAX_BODY_BYTES', '2147483648']]) },
+      {
+        ...overrides,
+        upstreams: new Map([['FIRSTOPS_UPSTREAM_OPENAI', 'https://h/?q']]),
+        upstreamAnnotations: new Map([['FIRSTOPS_UPSTREAM_OPENAI', 'firstops.dev/upstream-openai']]),
+        logLevel: 'loud',
+      },
+      'solo',
+    );
+    assert.ok('problems' in plan);
+    const text = plan.problems.join('\n');
+    assert.match(text, /annotation firstops\.dev\/upstream-openai: the sidecar would refuse FIRSTOPS_UPSTREAM_OPENAI=/);
+    assert.match(text, /annotation firstops\.dev\/log-level: the sidecar would refuse FIRSTOPS_LOG_LEVEL="loud"/);
+    assert.match(text, /sidecar env \(chart values\): the sidecar would refuse FIRSTOPS_MAX_BODY_BYTES="2147483648": expected an integer from 1 to 2147483647/);
   });
 
   it('a request above the chart limit is rejected before the API server would', () => {

@@ -87,8 +87,8 @@ describe('injector config', () => {
       'FIRSTOPS_INJECTOR_NATIVE_SIDECAR must be "true" or "false"',
       'FIRSTOPS_INJECTOR_SIDECAR_IMAGE_PULL_POLICY must be one of Always, IfNotPresent, Never',
       'FIRSTOPS_INJECTOR_MISSING_SECRET must be one of reject, warn',
-      'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_FAIL_MODE must be one of closed, open',
-      'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_GATEWAY_URL must be an absolute http(s) URL',
+      'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_FAIL_MODE="maybe": expected one of closed, open',
+      'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_GATEWAY_URL="not a url": expected an absolute http:// or https:// URL',
       'FIRSTOPS_INJECTOR_SIDECAR_ENV: key is not a valid environment variable name ("1BAD")',
       'FIRSTOPS_INJECTOR_SIDECAR_ENV: N must be a string',
       'FIRSTOPS_INJECTOR_SIDECAR_RESOURCES: requests.gpu is not supported',
@@ -99,6 +99,59 @@ describe('injector config', () => {
       assert.ok(text.includes(expected), `missing issue ${JSON.stringify(expected)} in:\n${text}`);
     }
     assert.equal(issues.length, 15);
+  });
+
+  it('refuses at start every sidecar env value the sidecar itself would refuse (its own loadConfig)', () => {
+    const issues = issuesOf({
+      ...MINIMAL,
+      FIRSTOPS_INJECTOR_SIDECAR_ENV: JSON.stringify({
+        FIRSTOPS_MAX_BODY_BYTES: '3000000000',
+        FIRSTOPS_POLICY_TIMEOUT_MS: '600001',
+        FIRSTOPS_DRAIN_TIMEOUT_MS: '3600001',
+        FIRSTOPS_RESPONSE_TIMEOUT_MS: '0',
+        FIRSTOPS_REMOTE_POLICY: 'sometimes',
+        FIRSTOPS_GATEWAY_URL: 'https://user:s3cret@gw.example.com',
+        FIRSTOPS_UPSTREAM_OPENAI: 'https://api.openai.com/v1?key=x',
+        FIRSTOPS_UPSTREAM_ANTHROPIC: 'https://api.anthropic.com/#frag',
+        FIRSTOPS_FAILMODE: 'open',
+        FIRSTOPS_PORT: '9323',
+        HTTPS_PROXY: 'http://proxy:3128',
+      }),
+    });
+    const text = issues.join('\n');
+    for (const expected of [
+      'FIRSTOPS_MAX_BODY_BYTES="3000000000": expected an integer from 1 to 2147483647',
+      'FIRSTOPS_POLICY_TIMEOUT_MS="600001": expected an integer from 1 to 600000',
+      'FIRSTOPS_DRAIN_TIMEOUT_MS="3600001": expected an integer from 0 to 3600000',
+      'FIRSTOPS_RESPONSE_TIMEOUT_MS="0"',
+      'FIRSTOPS_REMOTE_POLICY="sometimes"',
+      'FIRSTOPS_GATEWAY_URL=',
+      'expected a URL without credentials',
+      'FIRSTOPS_UPSTREAM_OPENAI="https://api.openai.com/v1?key=x": expected a URL without query or fragment',
+      'FIRSTOPS_UPSTREAM_ANTHROPIC="https://api.anthropic.com/#frag": expected a URL without query or fragment',
+      'FIRSTOPS_FAILMODE is not a variable the sidecar reads',
+      'FIRSTOPS_ADMIN_PORT must differ from FIRSTOPS_PORT',
+    ]) {
+      assert.ok(text.includes(expected), `missing issue ${JSON.stringify(expected)} in:\n${text}`);
+    }
+    assert.ok(issues.every((i) => i.startsWith('FIRSTOPS_INJECTOR_SIDECAR_ENV: ')), text);
+    assert.ok(!text.includes('s3cret'), 'credentials are never echoed');
+    assert.ok(!text.includes('HTTPS_PROXY'), 'non-FIRSTOPS names are the application\'s business');
+    assert.equal(issues.length, 10, text);
+  });
+
+  it('accepts the bounds the sidecar accepts', () => {
+    const config = loadInjectorConfig({
+      ...MINIMAL,
+      FIRSTOPS_INJECTOR_SIDECAR_ENV: JSON.stringify({
+        FIRSTOPS_MAX_BODY_BYTES: '2147483647',
+        FIRSTOPS_POLICY_TIMEOUT_MS: '600000',
+        FIRSTOPS_DRAIN_TIMEOUT_MS: '0',
+        FIRSTOPS_REMOTE_POLICY: 'off',
+        FIRSTOPS_UPSTREAM_AZURE_OPENAI: 'https://x.openai.azure.com/openai',
+      }),
+    });
+    assert.equal(config.sidecar.env.get('FIRSTOPS_DRAIN_TIMEOUT_MS'), '0');
   });
 
   it('rejects malformed JSON and conflicting policy settings', () => {

@@ -134,9 +134,10 @@ reads from FIRSTOPS_INJECTOR_SIDECAR_ENV.
 {{- $s := .Values.sidecar }}
 {{- $env := dict "FIRSTOPS_FAIL_MODE" $s.failMode "FIRSTOPS_LOG_LEVEL" $s.logLevel }}
 {{- with $s.gatewayUrl }}{{ $_ := set $env "FIRSTOPS_GATEWAY_URL" . }}{{ end }}
-{{- with $s.policyTimeoutMs }}{{ $_ := set $env "FIRSTOPS_POLICY_TIMEOUT_MS" (printf "%d" (int64 .)) }}{{ end }}
-{{- with $s.maxBodyBytes }}{{ $_ := set $env "FIRSTOPS_MAX_BODY_BYTES" (printf "%d" (int64 .)) }}{{ end }}
-{{- with $s.drainTimeoutMs }}{{ $_ := set $env "FIRSTOPS_DRAIN_TIMEOUT_MS" (printf "%d" (int64 .)) }}{{ end }}
+{{- /* "not kindIs invalid" rather than "with": 0 is a valid drainTimeoutMs (no drain) and must not be dropped. */}}
+{{- if not (kindIs "invalid" $s.policyTimeoutMs) }}{{ $_ := set $env "FIRSTOPS_POLICY_TIMEOUT_MS" (printf "%d" (int64 $s.policyTimeoutMs)) }}{{ end }}
+{{- if not (kindIs "invalid" $s.maxBodyBytes) }}{{ $_ := set $env "FIRSTOPS_MAX_BODY_BYTES" (printf "%d" (int64 $s.maxBodyBytes)) }}{{ end }}
+{{- if not (kindIs "invalid" $s.drainTimeoutMs) }}{{ $_ := set $env "FIRSTOPS_DRAIN_TIMEOUT_MS" (printf "%d" (int64 $s.drainTimeoutMs)) }}{{ end }}
 {{- range $name, $url := $s.upstreams }}
 {{- $_ := set $env (printf "FIRSTOPS_UPSTREAM_%s" ($name | upper | replace "-" "_")) $url }}
 {{- end }}
@@ -144,6 +145,15 @@ reads from FIRSTOPS_INJECTOR_SIDECAR_ENV.
 {{- $_ := set $env $name (toString $value) }}
 {{- end }}
 {{- toJson $env }}
+{{- end }}
+
+{{/*
+Every variable the sidecar reads (src/config.ts VARIABLES; a test keeps the
+two in sync), besides FIRSTOPS_UPSTREAM_<NAME>. A FIRSTOPS_* name in
+sidecar.extraEnv that is not listed here is a typo the sidecar would ignore.
+*/}}
+{{- define "firstops-sidecar.sidecarVariables" -}}
+{{- list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_IDENTITY_DIR" "FIRSTOPS_LISTEN_HOST" "FIRSTOPS_PORT" "FIRSTOPS_ADMIN_HOST" "FIRSTOPS_ADMIN_PORT" "FIRSTOPS_POLICY_FILE" "FIRSTOPS_REMOTE_POLICY" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_DRAIN_TIMEOUT_MS" "FIRSTOPS_RESPONSE_TIMEOUT_MS" "FIRSTOPS_CONNECT_TIMEOUT_MS" "FIRSTOPS_RELOAD_INTERVAL_MS" | toJson }}
 {{- end }}
 
 {{/*
@@ -174,9 +184,12 @@ Render-time checks of value combinations the schema cannot express.
 {{- fail (printf "sidecar.extraEnv.%s is managed by the chart; set the matching sidecar.* value instead" $name) }}
 {{- end }}
 {{- end }}
+{{- $known := include "firstops-sidecar.sidecarVariables" . | fromJsonArray }}
 {{- range $name, $_ := $v.sidecar.extraEnv }}
 {{- if hasPrefix "FIRSTOPS_UPSTREAM_" $name }}
 {{- fail (printf "sidecar.extraEnv.%s: declare upstreams in sidecar.upstreams instead" $name) }}
+{{- else if and (hasPrefix "FIRSTOPS_" $name) (not (has $name $known)) }}
+{{- fail (printf "sidecar.extraEnv.%s is not a variable the sidecar reads (known: %s)" $name (join ", " $known)) }}
 {{- end }}
 {{- end }}
 {{- if and $v.sidecar.policy.configMap (hasKey $v.sidecar.extraEnv "FIRSTOPS_POLICY_FILE") }}
