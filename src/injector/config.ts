@@ -20,6 +20,7 @@ export const INJECTOR_ENV = {
   tlsReloadIntervalMs: 'FIRSTOPS_INJECTOR_TLS_RELOAD_INTERVAL_MS',
   maxRequestBytes: 'FIRSTOPS_INJECTOR_MAX_REQUEST_BYTES',
   drainTimeoutMs: 'FIRSTOPS_INJECTOR_DRAIN_TIMEOUT_MS',
+  shutdownDelayMs: 'FIRSTOPS_INJECTOR_SHUTDOWN_DELAY_MS',
   sidecarImage: 'FIRSTOPS_INJECTOR_SIDECAR_IMAGE',
   sidecarImagePullPolicy: 'FIRSTOPS_INJECTOR_SIDECAR_IMAGE_PULL_POLICY',
   nativeSidecar: 'FIRSTOPS_INJECTOR_NATIVE_SIDECAR',
@@ -77,6 +78,11 @@ export interface InjectorConfig {
   tlsReloadIntervalMs: number;
   maxRequestBytes: number;
   drainTimeoutMs: number;
+  /**
+   * On shutdown, how long /healthz answers 503 while admission requests are
+   * still served, so endpoints drop the pod before it stops listening.
+   */
+  shutdownDelayMs: number;
   missingSecretAction: MissingSecretAction;
   excludedNamespaces: ReadonlySet<string>;
   sidecar: SidecarDefaults;
@@ -126,6 +132,7 @@ export function loadInjectorConfig(env: Env): InjectorConfig {
   const tlsReloadIntervalMs = integer(INJECTOR_ENV.tlsReloadIntervalMs, 10_000, 0, 86_400_000);
   const maxRequestBytes = integer(INJECTOR_ENV.maxRequestBytes, 8 * 1024 * 1024, 1024, 64 * 1024 * 1024);
   const drainTimeoutMs = integer(INJECTOR_ENV.drainTimeoutMs, 10_000, 0, 600_000);
+  const shutdownDelayMs = integer(INJECTOR_ENV.shutdownDelayMs, 5_000, 0, 600_000);
 
   const image = required(INJECTOR_ENV.sidecarImage, 'image reference of the injected sidecar');
   if (/\s/.test(image)) issues.push(`${INJECTOR_ENV.sidecarImage} must not contain whitespace`);
@@ -171,7 +178,7 @@ export function loadInjectorConfig(env: Env): InjectorConfig {
   }
   return {
     host, port, metricsPort, tlsCertFile, tlsKeyFile, tlsReloadIntervalMs, maxRequestBytes, drainTimeoutMs,
-    missingSecretAction, excludedNamespaces,
+    shutdownDelayMs, missingSecretAction, excludedNamespaces,
     sidecar: { image, imagePullPolicy, native, env: sidecarEnv, resources, policyConfigMap, policyKey, baseUrlEnv },
   };
 }

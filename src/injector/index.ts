@@ -23,7 +23,12 @@ export interface StartInjectorOptions {
 }
 
 export interface RunningInjector {
-  /** Stops accepting connections, lets in-flight reviews finish (bounded by FIRSTOPS_INJECTOR_DRAIN_TIMEOUT_MS). */
+  /**
+   * Turns /healthz to 503 and keeps serving for FIRSTOPS_INJECTOR_SHUTDOWN_DELAY_MS
+   * (the API server keeps routing to a terminating pod until the endpoints
+   * update), then stops accepting connections and lets in-flight reviews
+   * finish (bounded by FIRSTOPS_INJECTOR_DRAIN_TIMEOUT_MS).
+   */
   close(): Promise<void>;
   port: number;
   metricsPort?: number;
@@ -110,6 +115,10 @@ export async function startInjector(opts: StartInjectorOptions): Promise<Running
   const close = (): Promise<void> => {
     closing ??= (async () => {
       serving = false;
+      if (config.shutdownDelayMs > 0) {
+        logger.info({ delayMs: config.shutdownDelayMs }, 'injector shutting down: /healthz answers 503, still serving until endpoints drop this pod');
+        await new Promise<void>((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+      }
       watcher?.stop();
       await Promise.all([shutdown(webhook, config.drainTimeoutMs), ...(plain ? [shutdown(plain, config.drainTimeoutMs)] : [])]);
       logger.info('injector stopped');

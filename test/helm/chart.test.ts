@@ -153,6 +153,7 @@ interface DeploymentShape {
         containers: IContainer[];
         volumes: Array<{ name: string; secret?: { secretName: string } }>;
         affinity?: { podAntiAffinity?: Record<string, unknown> };
+        terminationGracePeriodSeconds?: number;
       };
     };
   };
@@ -397,6 +398,11 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const deployment = r.get<DeploymentShape>('Deployment');
       assert.equal(deployment.spec.replicas, 2);
       assert.ok(deployment.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution);
+      // Graceful shutdown: readiness on the endpoint that turns 503, grace covering delay + drain.
+      assert.equal(config.shutdownDelayMs, 5000);
+      assert.equal(config.drainTimeoutMs, 10000);
+      assert.equal(deployment.spec.template.spec.terminationGracePeriodSeconds, 20);
+      assert.equal(deployment.spec.template.spec.containers[0]?.readinessProbe?.httpGet?.path, '/healthz');
       assert.equal(deployment.spec.template.spec.containers[0]?.image, 'ghcr.io/firstops-dev/firstops-sidecar:0.1.0');
       const webhook = r.get<WebhookShape>('MutatingWebhookConfiguration').webhooks[0]!;
       assert.equal(webhook.failurePolicy, 'Fail');
@@ -474,12 +480,14 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
           baseUrlEnv: false,
           extraEnv: { HTTPS_PROXY: 'http://proxy:3128' },
         },
-        injector: { replicaCount: 3, podAntiAffinity: 'hard', missingSecretAction: 'warn', podDisruptionBudget: { enabled: false }, excludedNamespaces: ['legacy'] },
+        injector: { replicaCount: 3, podAntiAffinity: 'hard', shutdownDelayMs: 1500, drainTimeoutMs: 2000, missingSecretAction: 'warn', podDisruptionBudget: { enabled: false }, excludedNamespaces: ['legacy'] },
         webhook: { failurePolicy: 'Ignore', matchConditions: false, namespaceLabels: { 'firstops.dev/injection': 'enabled' } },
       }, '1.28.0');
       const config = checkCommon(r);
       assert.equal(r.find('PodDisruptionBudget'), undefined);
       const deployment = r.get<DeploymentShape>('Deployment');
+      assert.equal(deployment.spec.template.spec.terminationGracePeriodSeconds, 9, 'ceil((1500 + 2000) / 1000) + 5');
+      assert.equal(config.shutdownDelayMs, 1500);
       assert.equal(deployment.spec.replicas, 3);
       assert.ok(deployment.spec.template.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution);
       const webhook = r.get<WebhookShape>('MutatingWebhookConfiguration').webhooks[0]!;

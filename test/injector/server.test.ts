@@ -75,6 +75,7 @@ describe('injector over HTTPS', () => {
       FIRSTOPS_INJECTOR_TLS_CERT: `${pki.dir}/tls.crt`,
       FIRSTOPS_INJECTOR_TLS_KEY: `${pki.dir}/tls.key`,
       FIRSTOPS_INJECTOR_TLS_RELOAD_INTERVAL_MS: '25',
+      FIRSTOPS_INJECTOR_SHUTDOWN_DELAY_MS: '0',
       FIRSTOPS_INJECTOR_MAX_REQUEST_BYTES: '65536',
       FIRSTOPS_INJECTOR_SIDECAR_IMAGE: TEST_IMAGE,
       FIRSTOPS_INJECTOR_SIDECAR_ENV: '{"FIRSTOPS_GATEWAY_URL":"https://api.firstops.dev"}',
@@ -206,12 +207,44 @@ describe('injector startup and shutdown', () => {
         env: {
           FIRSTOPS_INJECTOR_HOST: '127.0.0.1', FIRSTOPS_INJECTOR_PORT: '0', FIRSTOPS_INJECTOR_SIDECAR_IMAGE: TEST_IMAGE,
           FIRSTOPS_INJECTOR_TLS_CERT: cert.certFile, FIRSTOPS_INJECTOR_TLS_KEY: cert.keyFile,
+          FIRSTOPS_INJECTOR_SHUTDOWN_DELAY_MS: '0',
         },
         logger: captureLogs().logger,
       });
       assert.equal(injector.metricsPort, undefined);
       assert.equal((await call(injector.port, pki.caCert, '/healthz')).status, 200);
       await Promise.all([injector.close(), injector.close()]);
+      await assert.rejects(call(injector.port, pki.caCert, '/healthz'), /ECONNREFUSED/);
+    } finally {
+      pki.cleanup();
+    }
+  });
+
+  it('close() first turns /healthz to 503 and keeps serving reviews for the shutdown delay, then stops', async () => {
+    const pki = createTestPki();
+    try {
+      const cert = pki.issue('server');
+      const injector = await startInjector({
+        env: {
+          FIRSTOPS_INJECTOR_HOST: '127.0.0.1', FIRSTOPS_INJECTOR_PORT: '0', FIRSTOPS_INJECTOR_METRICS_PORT: '0',
+          FIRSTOPS_INJECTOR_SIDECAR_IMAGE: TEST_IMAGE,
+          FIRSTOPS_INJECTOR_TLS_CERT: cert.certFile, FIRSTOPS_INJECTOR_TLS_KEY: cert.keyFile,
+          FIRSTOPS_INJECTOR_SHUTDOWN_DELAY_MS: '1000',
+        },
+        logger: captureLogs().logger,
+      });
+      const started = Date.now();
+      const closed = injector.close();
+      const health = await call(injector.port, pki.caCert, '/healthz');
+      assert.equal(health.status, 503, 'readiness fails at once so endpoints drop the pod');
+      assert.equal((await plainGet(injector.metricsPort!, '/healthz')).status, 503);
+      const reply = await call(injector.port, pki.caCert, '/mutate', { method: 'POST', body: JSON.stringify(deploymentPodReview()) });
+      assert.equal(reply.status, 200, 'admission requests are still answered during the delay');
+      const body = JSON.parse(reply.body) as AdmissionReviewResponse;
+      assert.equal(body.response.allowed, true);
+      assert.ok(Date.now() - started < 1000, 'the checks above ran inside the delay');
+      await closed;
+      assert.ok(Date.now() - started >= 990, 'close() waited for the delay');
       await assert.rejects(call(injector.port, pki.caCert, '/healthz'), /ECONNREFUSED/);
     } finally {
       pki.cleanup();
