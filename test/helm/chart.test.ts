@@ -435,13 +435,29 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const webhookConfig = r.get<WebhookShape>('MutatingWebhookConfiguration');
       assert.equal(webhookConfig.webhooks[0]?.clientConfig.caBundle, undefined, 'caBundle is injected by cert-manager');
       assert.equal(webhookConfig.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${NAMESPACE}/${FULLNAME}-webhook`);
-      const certificate = r.get<Obj & { spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } } }>('Certificate');
-      assert.equal(certificate.metadata.name, `${FULLNAME}-webhook`);
+      // Standard chain: self-signed Issuer -> CA Certificate -> CA Issuer -> serving Certificate.
+      type CertificateShape = Obj & { spec: { secretName: string; isCA?: boolean; duration: string; commonName?: string; dnsNames?: string[]; issuerRef: { name: string; kind: string; group: string } } };
+      type IssuerShape = Obj & { spec: { selfSigned?: object; ca?: { secretName: string } } };
+      const certificates = r.objects.filter((o) => o.kind === 'Certificate') as CertificateShape[];
+      const issuers = r.objects.filter((o) => o.kind === 'Issuer') as IssuerShape[];
+      assert.equal(certificates.length, 2);
+      assert.equal(issuers.length, 2);
+      const certificate = certificates.find((c) => c.metadata.name === `${FULLNAME}-webhook`)!;
+      const caCertificate = certificates.find((c) => c.spec.isCA === true)!;
+      const selfSigned = issuers.find((i) => i.spec.selfSigned !== undefined)!;
+      const caIssuer = issuers.find((i) => i.spec.ca !== undefined)!;
+      assert.ok(certificate && caCertificate && selfSigned && caIssuer);
+      assert.deepEqual(selfSigned.spec.selfSigned, {});
+      assert.deepEqual(caCertificate.spec.issuerRef, { name: selfSigned.metadata.name, kind: 'Issuer', group: 'cert-manager.io' });
+      assert.equal(caCertificate.spec.duration, '87600h', 'the CA outlives many serving-certificate renewals');
+      assert.equal(caIssuer.spec.ca?.secretName, caCertificate.spec.secretName);
+      assert.deepEqual(certificate.spec.issuerRef, { name: caIssuer.metadata.name, kind: 'Issuer', group: 'cert-manager.io' });
+      assert.equal(certificate.spec.isCA, undefined);
       assert.equal(certificate.spec.secretName, `${FULLNAME}-webhook-tls`);
-      assert.ok(certificate.spec.dnsNames.includes(`${FULLNAME}-injector.${NAMESPACE}.svc`));
-      const issuer = r.get<Obj & { spec: { selfSigned?: object } }>('Issuer');
-      assert.deepEqual(certificate.spec.issuerRef, { name: issuer.metadata.name, kind: 'Issuer', group: 'cert-manager.io' });
-      assert.deepEqual(issuer.spec.selfSigned, {});
+      assert.notEqual(caCertificate.spec.secretName, certificate.spec.secretName);
+      assert.ok(certificate.spec.dnsNames?.includes(`${FULLNAME}-injector.${NAMESPACE}.svc`));
+      // cainjector reads ca.crt of the serving Certificate's Secret: the CA above, stable across renewals.
+      assert.equal(webhookConfig.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${NAMESPACE}/${certificate.metadata.name}`);
 
       const podMonitor = r.get<Obj & { spec: { selector: { matchLabels: Record<string, string> }; namespaceSelector: { any: boolean }; podMetricsEndpoints: Array<{ port: string; path: string }> } }>('PodMonitor');
       assert.deepEqual(podMonitor.spec.selector.matchLabels, { [INJECTED_LABEL]: INJECTED_LABEL_VALUE }, 'selects what the injector labels');
@@ -458,7 +474,9 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const r = await render(bin, { webhook: { tls: { mode: 'cert-manager', certManager: { issuerRef: { name: 'org-ca', kind: 'ClusterIssuer' } } } } });
       checkCommon(r);
       assert.equal(r.find('Issuer'), undefined);
-      const certificate = r.get<{ spec: { issuerRef: object } }>('Certificate');
+      assert.equal(r.objects.filter((o) => o.kind === 'Certificate').length, 1, 'no chart CA with an existing issuer');
+      const certificate = r.get<{ spec: { issuerRef: object; commonName?: string } }>('Certificate');
+
       assert.deepEqual(certificate.spec.issuerRef, { name: 'org-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
     });
 

@@ -91,6 +91,21 @@ Image reference shared by the injector and the injected sidecar.
 {{- end }}
 
 {{/*
+cert-manager chain created when webhook.tls.certManager.issuerRef.name is
+empty: self-signed Issuer -> CA Certificate (its Secret holds the CA) -> CA
+Issuer -> serving Certificate. The caBundle injected from the serving
+Certificate is the long-lived CA, so it does not change when the serving
+certificate is renewed.
+*/}}
+{{- define "firstops-sidecar.caCertificateName" -}}
+{{- printf "%s-webhook-ca" (include "firstops-sidecar.fullname" .) }}
+{{- end }}
+
+{{- define "firstops-sidecar.caIssuerName" -}}
+{{- printf "%s-ca" (include "firstops-sidecar.fullname" .) }}
+{{- end }}
+
+{{/*
 DNS names of the webhook Service, for the serving certificate.
 */}}
 {{- define "firstops-sidecar.serviceDnsNames" -}}
