@@ -455,6 +455,7 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       assert.equal(certificate.spec.isCA, undefined);
       assert.equal(certificate.spec.secretName, `${FULLNAME}-webhook-tls`);
       assert.notEqual(caCertificate.spec.secretName, certificate.spec.secretName);
+      assert.equal(certificate.spec.commonName, undefined, 'no commonName (64-byte limit); dnsNames suffice');
       assert.ok(certificate.spec.dnsNames?.includes(`${FULLNAME}-injector.${NAMESPACE}.svc`));
       // cainjector reads ca.crt of the serving Certificate's Secret: the CA above, stable across renewals.
       assert.equal(webhookConfig.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${NAMESPACE}/${certificate.metadata.name}`);
@@ -476,7 +477,7 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       assert.equal(r.find('Issuer'), undefined);
       assert.equal(r.objects.filter((o) => o.kind === 'Certificate').length, 1, 'no chart CA with an existing issuer');
       const certificate = r.get<{ spec: { issuerRef: object; commonName?: string } }>('Certificate');
-
+      assert.equal(certificate.spec.commonName, undefined);
       assert.deepEqual(certificate.spec.issuerRef, { name: 'org-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
     });
 
