@@ -51,11 +51,13 @@ export interface AdmissionReviewResponse {
 }
 
 export type SkipReason =
-  | 'not-a-pod' | 'not-create' | 'excluded-namespace' | 'injector-pod' | 'not-requested' | 'already-injected';
+  | 'not-a-pod' | 'not-create' | 'excluded-namespace' | 'injector-pod' | 'not-requested' | 'already-injected'
+  | 'invalid-pod';
 
 export type Decision =
   | { outcome: 'injected'; patch: AddOperation[]; warnings: string[] }
-  | { outcome: 'skipped'; reason: SkipReason }
+  /** warnings: only for 'invalid-pod' (the API server's validation reports the real problem). */
+  | { outcome: 'skipped'; reason: SkipReason; warnings?: string[] }
   | { outcome: 'warned'; reason: InjectorErrorCode; message: string; patch: AddOperation[] }
   | { outcome: 'rejected'; reason: InjectorErrorCode; message: string };
 
@@ -117,18 +119,51 @@ function missingSecretMessage(namespace: string): string {
     + `with keys agent-id and private-key.pem> to the pod template, or remove ${ANNOTATIONS.inject}`;
 }
 
-/** Decides what to do with one pod; never throws for pod content problems. */
+/** metadata.<field> of the raw object, as far as it is a string map entry; never throws. */
+function rawMetadataEntry(object: unknown, field: 'labels' | 'annotations', key: string): unknown {
+  if (!isRecord(object) || !isRecord(object.metadata)) return undefined;
+  const map = object.metadata[field];
+  return isRecord(map) ? map[key] : undefined;
+}
+
+function rawDisplayName(object: unknown): string {
+  if (!isRecord(object) || !isRecord(object.metadata)) return '';
+  const { name, generateName } = object.metadata;
+  if (typeof name === 'string' && name !== '') return name;
+  return typeof generateName === 'string' && generateName !== '' ? `${generateName}*` : '';
+}
+
+/**
+ * Decides what to do with one pod; never throws for pod content problems.
+ * Exclusion and opt-in are checked on the raw object first, so a pod the
+ * injector does not concern is never refused for its shape.
+ */
 export function decide(request: AdmissionRequest, config: InjectorConfig): { decision: Decision; pod: string } {
   const skip = (reason: SkipReason, pod = '') => ({ decision: { outcome: 'skipped' as const, reason }, pod });
   if (request.kind.kind !== 'Pod' || request.kind.group !== '' || request.subResource !== undefined) return skip('not-a-pod');
   if (request.operation !== 'CREATE') return skip('not-create');
 
+  const rawName = rawDisplayName(request.object);
+  if (config.excludedNamespaces.has(request.namespace)) return skip('excluded-namespace', rawName);
+  if (rawMetadataEntry(request.object, 'labels', INJECTOR_POD_LABEL) !== undefined) return skip('injector-pod', rawName);
+  const optIn = rawMetadataEntry(request.object, 'annotations', ANNOTATIONS.inject);
+  if (!wantsInjection(typeof optIn === 'string' ? { [ANNOTATIONS.inject]: optIn } : undefined)) return skip('not-requested', rawName);
+
   const pod = readPod(request.object);
-  if (typeof pod === 'string') throw invalid(pod);
+  if (typeof pod === 'string') {
+    // Admit unchanged with a warning: the API server's own validation then
+    // reports the real problem to the user (an HTTP error here would surface
+    // as an opaque "failed calling webhook", or be ignored).
+    return {
+      decision: {
+        outcome: 'skipped',
+        reason: 'invalid-pod',
+        warnings: [`FirstOps sidecar not injected: the pod could not be read (${pod})`],
+      },
+      pod: rawName,
+    };
+  }
   const name = podDisplayName(pod);
-  if (config.excludedNamespaces.has(request.namespace)) return skip('excluded-namespace', name);
-  if (pod.labels?.[INJECTOR_POD_LABEL] !== undefined) return skip('injector-pod', name);
-  if (!wantsInjection(pod.annotations)) return skip('not-requested', name);
   if (alreadyInjected(pod)) return skip('already-injected', name);
 
   const reject = (reason: InjectorErrorCode, problems: readonly string[]) => ({
@@ -183,6 +218,7 @@ export function toResponse(uid: string, decision: Decision): AdmissionReviewResp
   switch (decision.outcome) {
     case 'skipped':
       response = { uid, allowed: true };
+      if (decision.warnings !== undefined && decision.warnings.length > 0) response.warnings = decision.warnings;
       break;
     case 'injected':
       response = { uid, allowed: true, patchType: 'JSONPatch', patch: encodePatch(decision.patch) };
@@ -208,7 +244,7 @@ export function toResponse(uid: string, decision: Decision): AdmissionReviewResp
   return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
 }
 
-/** Full pipeline for one review body. Throws InjectorError(ADMISSION_REVIEW_INVALID). */
+/** Full pipeline for one review body. Throws InjectorError(ADMISSION_REVIEW_INVALID) only for a broken envelope. */
 export function review(body: unknown, config: InjectorConfig): AdmissionResult {
   const request = parseAdmissionReview(body);
   const { decision, pod } = decide(request, config);

@@ -100,7 +100,11 @@ async function handleMutate(req: IncomingMessage, res: ServerResponse, deps: Ser
         break;
       case 'skipped':
         metrics.skips.inc({ namespace, reason: decision.reason });
-        logger.debug({ namespace, pod, uid, reason: decision.reason }, 'pod admitted unchanged');
+        if (decision.warnings !== undefined) {
+          logger.warn({ namespace, pod, uid, reason: decision.reason, warnings: decision.warnings }, 'pod admitted unchanged');
+        } else {
+          logger.debug({ namespace, pod, uid, reason: decision.reason }, 'pod admitted unchanged');
+        }
         break;
       case 'warned':
       case 'rejected':

@@ -359,13 +359,50 @@ describe('AdmissionReview envelope', () => {
     ['wrong apiVersion', { ...deploymentPodReview(), apiVersion: 'admission.k8s.io/v1beta1' }],
     ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }],
     ['no uid', { ...deploymentPodReview(), request: { ...deploymentPodReview().request, uid: '' } }],
-    ['pod without containers', { ...deploymentPodReview(), request: { ...deploymentPodReview().request, object: { metadata: {}, spec: {} } } }],
   ];
   for (const [name, body] of cases) {
     it(`rejects ${name} with ADMISSION_REVIEW_INVALID`, () => {
       assert.throws(() => review(body, testConfig()), (err: unknown) => err instanceof InjectorError && err.code === 'ADMISSION_REVIEW_INVALID');
     });
   }
+
+  it('an opted-in pod of an unexpected shape is admitted unchanged with a warning (API validation reports it), not an HTTP error', () => {
+    const optedIn = { 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo' };
+    for (const object of [
+      { metadata: { annotations: optedIn }, spec: {} },
+      { metadata: { annotations: optedIn }, spec: { containers: 'agent' } },
+      { metadata: { annotations: optedIn, labels: { app: 3 } }, spec: { containers: [{ name: 'a' }] } },
+      { metadata: { annotations: { ...optedIn, 'firstops.dev/fail-mode': 7 } }, spec: { containers: [{ name: 'a' }] } },
+    ]) {
+      const input = deploymentPodReview();
+      (input.request as { object: unknown }).object = object;
+      const result = review(input, testConfig());
+      assert.equal(result.body.response.uid, input.request.uid);
+      assert.equal(result.body.response.allowed, true);
+      assert.equal(result.body.response.patch, undefined);
+      assert.deepEqual(result.decision, { outcome: 'skipped', reason: 'invalid-pod', warnings: result.body.response.warnings });
+      assert.match(result.body.response.warnings?.[0] ?? '', /^FirstOps sidecar not injected: the pod could not be read \(.+\)$/);
+    }
+  });
+
+  it('exclusion and opt-in are decided before the pod is read: a malformed pod not concerned is skipped silently', () => {
+    const malformed = (annotations: Record<string, unknown>, labels: Record<string, unknown> = {}, namespace = 'team-a') => {
+      const input = deploymentPodReview();
+      input.request.namespace = namespace;
+      (input.request as { object: unknown }).object = { metadata: { annotations, labels }, spec: { containers: 'x' } };
+      return input;
+    };
+    const reasonOf = (input: Review) => {
+      const result = review(input, testConfig());
+      assert.equal(result.body.response.allowed, true);
+      assert.equal(result.body.response.warnings, undefined);
+      return result.decision.outcome === 'skipped' ? result.decision.reason : result.decision.outcome;
+    };
+    assert.equal(reasonOf(malformed({ 'firstops.dev/inject': 'true' }, {}, 'kube-system')), 'excluded-namespace');
+    assert.equal(reasonOf(malformed({ 'firstops.dev/inject': 'true' }, { 'firstops.dev/injector': 'true' })), 'injector-pod');
+    assert.equal(reasonOf(malformed({ other: 1 })), 'not-requested');
+    assert.equal(reasonOf(malformed({ 'firstops.dev/inject': true })), 'not-requested');
+  });
 
   it('takes the namespace from the object when the request has none', () => {
     const input = deploymentPodReview();
