@@ -552,6 +552,19 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       assert.throws(() => loadInjectorConfig(env), /FIRSTOPS_RESPONSE_TIMEOUT_MS="0": expected an integer from 1 to 3600000/);
     });
 
+    it('kube-system stays excluded whatever webhook.excludedNamespaces lists', async () => {
+      for (const [list, expected] of [
+        [['monitoring'], ['kube-system', 'monitoring']],
+        [[], ['kube-system']],
+        [['kube-system', 'kube-node-lease'], ['kube-system', 'kube-node-lease']],
+      ] as const) {
+        const r = await render(bin, { webhook: { excludedNamespaces: list } });
+        const webhook = r.get<WebhookShape>('MutatingWebhookConfiguration').webhooks[0]!;
+        const nsExpr = webhook.namespaceSelector.matchExpressions.find((e) => e.key === 'kubernetes.io/metadata.name');
+        assert.deepEqual(nsExpr?.values, expected);
+      }
+    });
+
     for (const c of INVALID_CASES) {
       it(`refuses ${c.name}`, async () => {
         const result = await runHelm(bin, templateArgs(c.values, c.kubeVersion));
