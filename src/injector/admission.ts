@@ -15,6 +15,7 @@ import { buildInjectionPatch, setMapEntries } from './patch.ts';
 import type { PodView } from './pod.ts';
 import { podDisplayName, readPod } from './pod.ts';
 import { IDENTITY_VOLUME_NAME, POLICY_VOLUME_NAME, SIDECAR_CONTAINER_NAME, buildSidecar } from './sidecar.ts';
+import { DEFAULT_ADMIN_PORT, DEFAULT_PROXY_PORT, SIDECAR_ENV, portFromEnv } from './sidecar-env.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
@@ -170,6 +171,15 @@ export function decide(request: AdmissionRequest, config: InjectorConfig): { dec
     decision: { outcome: 'rejected' as const, reason, message: problems.join('; ') },
     pod: name,
   });
+  if (pod.hostNetwork) {
+    const proxyPort = portFromEnv(config.sidecar.env, SIDECAR_ENV.port, DEFAULT_PROXY_PORT);
+    const adminPort = portFromEnv(config.sidecar.env, SIDECAR_ENV.adminPort, DEFAULT_ADMIN_PORT);
+    return reject('POD_HOST_NETWORK', [
+      `the pod uses hostNetwork: true, so the sidecar's ports ${proxyPort} (proxy) and ${adminPort} (admin, bound on all `
+        + `interfaces) would be opened on the node itself, clash between pods on the same node, and expose the admin port `
+        + `outside the pod: remove ${ANNOTATIONS.inject} from this pod, or run it without hostNetwork`,
+    ]);
+  }
   const parsed = parseAnnotations(pod.annotations ?? {});
   if (parsed.problems.length > 0) return reject('POD_ANNOTATION_INVALID', parsed.problems);
   const warnings = parsed.unknown.map((key) => `unknown annotation ${key} ignored by the FirstOps injector`);

@@ -18,6 +18,8 @@ export const INJECTOR_ERROR_CODES = [
   'POD_AGENT_SECRET_MISSING',
   /** The pod already uses a volume name the injector needs. */
   'POD_NAME_CONFLICT',
+  /** The pod uses hostNetwork: the sidecar's ports would bind on the node. */
+  'POD_HOST_NETWORK',
   /** Unexpected failure inside the injector. */
   'INJECTOR_INTERNAL',
 ] as const;

@@ -22,6 +22,8 @@ export interface PodView {
   initContainers: readonly ContainerView[] | undefined;
   /** undefined when spec.volumes is absent. */
   volumeNames: ReadonlySet<string> | undefined;
+  /** spec.hostNetwork: the sidecar's ports would be bound on the node. */
+  hostNetwork: boolean;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -91,6 +93,7 @@ export function readPod(object: unknown): PodView | string {
     containers,
     initContainers,
     volumeNames,
+    hostNetwork: spec.hostNetwork === true,
   };
 }
 

@@ -290,6 +290,16 @@ describe('per-pod annotations', () => {
     assert.deepEqual(body.response.warnings, ['unknown annotation firstops.dev/failmode ignored by the FirstOps injector']);
   });
 
+  it('a hostNetwork pod is rejected: the sidecar ports would bind on the node', () => {
+    const input = barePodReview({ 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo' });
+    input.request.object.spec!.hostNetwork = true;
+    const message = rejection(input);
+    assert.match(message, /^firstops-sidecar \[POD_HOST_NETWORK\]: the pod uses hostNetwork: true, so the sidecar's ports 9322 \(proxy\) and 9323 \(admin/);
+    assert.match(message, /remove firstops\.dev\/inject/);
+    input.request.object.spec!.hostNetwork = false;
+    inject(input);
+  });
+
   it('a volume name the injector needs is a conflict', () => {
     const input = deploymentPodReview();
     input.request.object.spec!.volumes!.push({ name: 'firstops-identity', emptyDir: {} });
