@@ -310,6 +310,11 @@ const INVALID_CASES: InvalidCase[] = [
   { name: 'a negative drainTimeoutMs (schema)', values: { sidecar: { drainTimeoutMs: -1 } }, message: /drainTimeoutMs/ },
   { name: 'a gateway URL with credentials (schema pattern)', values: { sidecar: { gatewayUrl: 'https://u:p@gw.example.com' } }, message: /gatewayUrl/ },
   { name: 'an upstream URL with a query (schema pattern)', values: { sidecar: { upstreams: { openai: 'https://x.example.com/v1?k=1' } } }, message: /upstreams/ },
+  {
+    name: 'sidecar.adminHost together with extraEnv.FIRSTOPS_ADMIN_HOST',
+    values: { sidecar: { adminHost: '::', extraEnv: { FIRSTOPS_ADMIN_HOST: '0.0.0.0' } } },
+    message: /sidecar\.adminHost and sidecar\.extraEnv\.FIRSTOPS_ADMIN_HOST are mutually exclusive/,
+  },
   { name: 'an unknown failurePolicy (schema enum)', values: { webhook: { failurePolicy: 'Sometimes' } }, message: /failurePolicy[\s\S]*(Fail|Ignore)/ },
   { name: 'an unknown top-level value (schema additionalProperties)', values: { bogus: true }, message: /bogus/ },
   { name: 'an unknown nested value (schema additionalProperties)', values: { sidecar: { failmode: 'open' } }, message: /failmode/ },
@@ -563,6 +568,16 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
         const nsExpr = webhook.namespaceSelector.matchExpressions.find((e) => e.key === 'kubernetes.io/metadata.name');
         assert.deepEqual(nsExpr?.values, expected);
       }
+    });
+
+    it('IPv6-only clusters: injector.listenHost and sidecar.adminHost set the bind addresses', async () => {
+      const r = await render(bin, { injector: { listenHost: '::' }, sidecar: { adminHost: '::' } });
+      const config = checkCommon(r);
+      assert.equal(config.host, '::');
+      assert.equal(sidecarEnv(injectWith(config)).get('FIRSTOPS_ADMIN_HOST'), '::');
+      const defaults = checkCommon(await render(bin, {}));
+      assert.equal(defaults.host, '0.0.0.0');
+      assert.equal(defaults.sidecar.env.has('FIRSTOPS_ADMIN_HOST'), false, 'empty keeps the sidecar default');
     });
 
     for (const c of INVALID_CASES) {

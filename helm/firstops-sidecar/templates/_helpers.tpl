@@ -149,6 +149,7 @@ reads from FIRSTOPS_INJECTOR_SIDECAR_ENV.
 {{- $s := .Values.sidecar }}
 {{- $env := dict "FIRSTOPS_FAIL_MODE" $s.failMode "FIRSTOPS_LOG_LEVEL" $s.logLevel }}
 {{- with $s.gatewayUrl }}{{ $_ := set $env "FIRSTOPS_GATEWAY_URL" . }}{{ end }}
+{{- with $s.adminHost }}{{ $_ := set $env "FIRSTOPS_ADMIN_HOST" . }}{{ end }}
 {{- /* "not kindIs invalid" rather than "with": 0 is a valid drainTimeoutMs (no drain) and must not be dropped. */}}
 {{- if not (kindIs "invalid" $s.policyTimeoutMs) }}{{ $_ := set $env "FIRSTOPS_POLICY_TIMEOUT_MS" (printf "%d" (int64 $s.policyTimeoutMs)) }}{{ end }}
 {{- if not (kindIs "invalid" $s.maxBodyBytes) }}{{ $_ := set $env "FIRSTOPS_MAX_BODY_BYTES" (printf "%d" (int64 $s.maxBodyBytes)) }}{{ end }}
@@ -206,6 +207,9 @@ Render-time checks of value combinations the schema cannot express.
 {{- else if and (hasPrefix "FIRSTOPS_" $name) (not (has $name $known)) }}
 {{- fail (printf "sidecar.extraEnv.%s is not a variable the sidecar reads (known: %s)" $name (join ", " $known)) }}
 {{- end }}
+{{- end }}
+{{- if and $v.sidecar.adminHost (hasKey $v.sidecar.extraEnv "FIRSTOPS_ADMIN_HOST") }}
+{{- fail "sidecar.adminHost and sidecar.extraEnv.FIRSTOPS_ADMIN_HOST are mutually exclusive; keep sidecar.adminHost" }}
 {{- end }}
 {{- if and $v.sidecar.policy.configMap (hasKey $v.sidecar.extraEnv "FIRSTOPS_POLICY_FILE") }}
 {{- fail "sidecar.policy.configMap and sidecar.extraEnv.FIRSTOPS_POLICY_FILE are mutually exclusive" }}
