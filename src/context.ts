@@ -1,5 +1,6 @@
 import type { HttpBindings } from '@hono/node-server';
 import type { Route } from './metrics.ts';
+import type { Target } from './path.ts';
 
 /** What a request's handler learns, for the one log line and the metrics written when it ends. */
 export interface RequestRecord {
@@ -13,7 +14,8 @@ export interface RequestRecord {
 }
 
 export type ProxyBindings = HttpBindings & { record: RequestRecord };
-export type ProxyEnv = { Bindings: Partial<ProxyBindings> };
+/** `target`: the raw request target, parsed and checked once before routing. */
+export type ProxyEnv = { Bindings: Partial<ProxyBindings>; Variables: { target: Target } };
 
 export function routeOf(url: string | undefined): Route {
   if (url?.startsWith('/llm/')) return 'llm';

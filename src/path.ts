@@ -26,27 +26,41 @@ const PERCENT = /%([0-9a-fA-F]{2})/g;
 const MAX_DECODE_ROUNDS = 4;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
+/** Characters a server may decode or fold (RFC 3986 unreserved, and separators): they must travel as themselves. */
+const MUST_BE_LITERAL = /[A-Za-z0-9\-._~/\\]/;
 
 /**
- * Refuses any path a normaliser anywhere downstream could read differently
- * from the bytes we govern: an encoded control character, or a `.` or `..` segment, after percent-decoding as
- * many times as it keeps changing (`%2e`, `%252e`, ...), with `\` counted as a
- * separator and `;params` cut from each segment.
+ * Refuses any path that a server downstream could read differently from the
+ * bytes we govern (the policy's `tool_name` is built from those bytes):
+ * - `.` or `..` segments, after percent-decoding as many times as it keeps
+ *   changing (`%2e`, `%252e`, ...), with `\` counted as a separator and
+ *   `;params` cut from each segment: 400 `path_traversal`;
+ * - decoded control characters (`/..%00/x` read as `/..` by a parser that
+ *   stops at NUL), percent-encoded unreserved characters or separators
+ *   (`%69mages` is `images` upstream), empty segments (`//`), `;` path
+ *   parameters and `\`: 400 `bad_request_target`.
  */
 export function assertSafePath(path: string): void {
   let decoded = path;
+  let encodedLiteral = false;
   for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
-    const next = decoded.replace(PERCENT, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+    const next = decoded.replace(PERCENT, (_, hex: string) => {
+      const char = String.fromCharCode(Number.parseInt(hex, 16));
+      if (MUST_BE_LITERAL.test(char)) encodedLiteral = true;
+      return char;
+    });
     if (next === decoded) break;
     decoded = next;
   }
-  // A decoded control character (`%00`, `%0a`, ...) can cut or split the path
-  // in a parser downstream (`/..%00/x` read as `/..`): never forwarded.
   if (CONTROL.test(decoded)) throw new SidecarError('bad_request_target', 'encoded control character in the path');
-  if (!decoded.includes('.')) return;
-  for (const raw of decoded.split(/[/\\]/)) {
-    const semi = raw.indexOf(';');
-    const segment = (semi === -1 ? raw : raw.slice(0, semi)).trim();
-    if (segment === '.' || segment === '..') throw new SidecarError('path_traversal');
+  if (decoded.includes('.')) {
+    for (const raw of decoded.split(/[/\\]/)) {
+      const semi = raw.indexOf(';');
+      const segment = (semi === -1 ? raw : raw.slice(0, semi)).trim();
+      if (segment === '.' || segment === '..') throw new SidecarError('path_traversal');
+    }
   }
+  if (encodedLiteral) throw new SidecarError('bad_request_target', 'percent-encoded unreserved character or separator in the path');
+  if (path.includes('//')) throw new SidecarError('bad_request_target', 'empty path segment');
+  if (path.includes(';') || path.includes('\\')) throw new SidecarError('bad_request_target', "';' or '\\' in the path");
 }

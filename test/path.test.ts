@@ -12,7 +12,7 @@ test('dot segments are refused in every encoding', () => {
 });
 
 test('dots inside names pass', () => {
-  for (const path of ['/llm/openai/v1/chat.completions', '/llm/x/...', '/llm/x/a..b', '/llm/x/.well-known', '/llm/openai/v1/models/gpt-4.1']) {
+  for (const path of ['/llm/openai/v1/chat.completions', '/llm/x/...', '/llm/x/a..b', '/llm/x/.well-known', '/llm/openai/v1/models/gpt-4.1', '/llm/x/a%20b', '/llm/x/a%3Ab', '/llm/x/%F0%9F%98%80']) {
     assert.doesNotThrow(() => assertSafePath(path), path);
   }
 });
@@ -26,6 +26,13 @@ test('only origin-form targets are accepted', () => {
 
 test('percent-encoded control characters are refused', () => {
   for (const path of ['/llm/openai/..%00/x', '/llm/openai/v1/%00', '/llm/openai/v1/a%0d%0aX-Injected:%201', '/llm/openai/%2500x', '/llm/openai/%7f']) {
+    assert.throws(() => assertSafePath(path), { code: 'bad_request_target' }, path);
+  }
+});
+
+test('paths a server could read differently are refused', () => {
+  for (const path of ['/llm/openai/v1/%69mages/generations', '/llm/openai/v1/images%2Fgenerations', '/llm/openai/v1/a%5cb', '/%6dcp/foo',
+    '/llm/openai/v1//images', '/llm/openai/v1/images;x/generations', '/llm/openai/v1\\images', '/llm/openai/%2561x']) {
     assert.throws(() => assertSafePath(path), { code: 'bad_request_target' }, path);
   }
 });

@@ -7,12 +7,20 @@ import type { ProxyEnv } from '../context.ts';
 
 export { RESPONSE_ALREADY_SENT };
 
-/** The request target as the client sent it (the raw node URL when there is a socket). */
+/** The request target as the client sent it (the raw node URL when there is a socket), parsed once per request. */
 export function targetOf(c: Context<ProxyEnv>): Target {
+  const known = c.get('target');
+  if (known) return known;
   const raw = c.env?.incoming?.url;
-  if (raw !== undefined) return parseTarget(raw);
-  const url = new URL(c.req.url);
-  return parseTarget(url.pathname + url.search);
+  let target: Target;
+  if (raw !== undefined) {
+    target = parseTarget(raw);
+  } else {
+    const url = new URL(c.req.url);
+    target = parseTarget(url.pathname + url.search);
+  }
+  c.set('target', target);
+  return target;
 }
 
 /** Codes after which the rest of the request body may still be on the wire: close the connection. */
