@@ -3,10 +3,16 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ChainResult, Evaluator, HookEvent, PolicySource, Verdict } from './types.ts';
 
+const MAX_LOGGED_NAME = 256;
+
 export interface PolicyChain {
   /** False when no policy source exists: the LLM route then refuses to forward. */
   configured(): boolean;
-  evaluate(event: HookEvent, body: Buffer, signal?: AbortSignal): Promise<ChainResult>;
+  /**
+   * `remote: false` keeps the evaluation in-process: for requests whose body
+   * is not a JSON object, which the gateway has never been asked about.
+   */
+  evaluate(event: HookEvent, body: Buffer, options?: { signal?: AbortSignal; remote?: boolean }): Promise<ChainResult>;
 }
 
 /**
@@ -44,7 +50,7 @@ export function createPolicyChain(options: {
   return {
     configured: () => options.local() !== undefined || options.remote() !== undefined,
 
-    async evaluate(event, body, signal) {
+    async evaluate(event, body, { signal, remote: askRemote = true } = {}) {
       let current = event;
       let forwardBody = body;
       let outcome: 'allow' | 'modify' = 'allow';
@@ -75,20 +81,25 @@ export function createPolicyChain(options: {
         if (stopped) return stopped;
       }
 
-      const remote = options.remote();
+      const remote = askRemote ? options.remote() : undefined;
+      if (!local && !remote) {
+        metrics.decisions.inc({ source: 'none', outcome: 'skipped' });
+        return { kind: 'forward', body, outcome: 'skipped', source: undefined, policyId: '', reason: '' };
+      }
       if (remote) {
         let verdict: Verdict;
         try {
           verdict = await timed('remote', remote, current, signal);
         } catch (err) {
+          if (signal?.aborted) return { kind: 'aborted' };
           const why = (err as Error).message;
           if (failMode === 'open') {
             metrics.decisions.inc({ source: 'remote', outcome: 'fail_open' });
-            log.warn({ tool_name: event.tool_name, reason: why }, 'remote policy evaluation failed; forwarding (FIRSTOPS_FAIL_MODE=open)');
+            log.warn({ tool_name: event.tool_name.slice(0, MAX_LOGGED_NAME), reason: why }, 'remote policy evaluation failed; forwarding (FIRSTOPS_FAIL_MODE=open)');
             return { kind: 'forward', body: forwardBody, outcome: 'fail_open', source: 'remote', policyId, reason: why };
           }
           metrics.decisions.inc({ source: 'remote', outcome: 'fail_closed' });
-          log.warn({ tool_name: event.tool_name, reason: why }, 'remote policy evaluation failed; refusing (FIRSTOPS_FAIL_MODE=closed)');
+          log.warn({ tool_name: event.tool_name.slice(0, MAX_LOGGED_NAME), reason: why }, 'remote policy evaluation failed; refusing (FIRSTOPS_FAIL_MODE=closed)');
           return { kind: 'unavailable', outcome: 'fail_closed', reason: why };
         }
         const stopped = apply('remote', verdict);

@@ -11,13 +11,14 @@ export interface HookEvent {
 /** Producer label the backend maps to its SDK audit source. */
 export const AGENT_LABEL = 'firstops-sdk';
 
-export function llmEvent(toolName: string, toolInput: Record<string, unknown>): HookEvent {
+/** An `llm` channel event; without `toolInput` (a body that is not a JSON object) the field is left out. */
+export function llmEvent(toolName: string, toolInput?: Record<string, unknown>): HookEvent {
   return {
     event_type: 'pre_tool_use',
     agent: AGENT_LABEL,
     tool_name: toolName,
     channel: 'llm',
-    tool_input: toolInput,
+    ...(toolInput === undefined ? {} : { tool_input: toolInput }),
     producer_can_apply_modify: true,
   };
 }
@@ -36,7 +37,8 @@ export type ChainResult =
       readonly kind: 'forward';
       /** The bytes to forward: the original body unless a policy rewrote it. */
       readonly body: Buffer;
-      readonly outcome: 'allow' | 'modify' | 'fail_open';
+      /** `skipped`: no policy source looked at the request. */
+      readonly outcome: 'allow' | 'modify' | 'fail_open' | 'skipped';
       readonly source: PolicySource | undefined;
       readonly policyId: string;
       readonly reason: string;
@@ -48,7 +50,9 @@ export type ChainResult =
       readonly policyId: string;
       readonly reason: string;
     }
-  | { readonly kind: 'unavailable'; readonly outcome: 'fail_closed'; readonly reason: string };
+  | { readonly kind: 'unavailable'; readonly outcome: 'fail_closed'; readonly reason: string }
+  /** The client went away while the gateway was asked: nobody to answer, nothing to count. */
+  | { readonly kind: 'aborted' };
 
 export interface Evaluator {
   evaluate(event: HookEvent, signal?: AbortSignal): Promise<Verdict>;

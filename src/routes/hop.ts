@@ -39,6 +39,8 @@ export interface Hop {
    * counted and answered here (nothing to answer when the client left).
    */
   send(request: Promise<Dispatcher.ResponseData>): Promise<Dispatcher.ResponseData | Response>;
+  /** The client left before there was anything to send: record it, answer nothing. */
+  abandoned(): Response;
   /** Streams the response to the client and records how it went. */
   relay(response: Dispatcher.ResponseData, transform?: () => Transform): Promise<Response>;
 }
@@ -49,11 +51,16 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
   const res = c.env!.outgoing!;
   const record = c.env?.record;
   const signal = clientGone(res);
-  const failed = (err: unknown): string => {
-    if (signal.aborted) return 'client_aborted';
-    const code = classify(err).code;
-    if (code !== 'identity_unavailable') metrics.upstreamErrors.inc({ route, code });
-    return code;
+  /** The error code for a failed hop, counted unless the client caused it. */
+  const failed = (err: unknown): { code: string; error?: SidecarError } => {
+    if (signal.aborted) return { code: 'client_aborted' };
+    const error = classify(err);
+    if (error.code !== 'identity_unavailable') metrics.upstreamErrors.inc({ route, code: error.code });
+    return { code: error.code, error };
+  };
+  const abandoned = (): Response => {
+    if (record) record.code = 'client_aborted';
+    return RESPONSE_ALREADY_SENT;
   };
 
   return {
@@ -62,19 +69,16 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
       try {
         return await request;
       } catch (err) {
-        const code = failed(err);
-        if (code === 'client_aborted') {
-          if (record) record.code = code;
-          return RESPONSE_ALREADY_SENT;
-        }
-        return replySidecarError(c, classify(err), options.style);
+        const { error } = failed(err);
+        return error ? replySidecarError(c, error, options.style) : abandoned();
       }
     },
+    abandoned,
     async relay(response, transform) {
       const relayed = await relayResponse(res, response, { route, metrics, transform });
       if (record) {
         record.bytesOut = relayed.bytesOut;
-        if (relayed.error) record.code = failed(relayed.error);
+        if (relayed.error) record.code = failed(relayed.error).code;
       } else if (relayed.error) {
         failed(relayed.error);
       }

@@ -17,18 +17,31 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** Far deeper than any LLM request (tool schemas included); bounds the policy's recursion. */
 const MAX_JSON_DEPTH = 512;
 
-/** The request body as a JSON object to govern, undefined when it is not one (forwarded as is). */
-function governable(body: Buffer, contentType: string | undefined): Record<string, unknown> | undefined {
+/** True when the body, after an optional BOM and white space, starts like a JSON object or array. */
+function looksLikeJson(body: Buffer): boolean {
+  let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  return body[i] === 0x7b || body[i] === 0x5b;
+}
+
+/**
+ * The request body as a JSON object to govern; undefined when it is not one
+ * (it is then forwarded after the local rules only). A body that is declared
+ * as JSON, carries no Content-Type, or starts like JSON but is not strict
+ * UTF-8 JSON is refused: a lenient parser upstream (BOM, NaN, trailing
+ * commas) would read a request the policy never saw.
+ */
+function governable(body: Buffer, contentTypes: readonly string[] | undefined): Record<string, unknown> | undefined {
   if (body.length === 0) return undefined;
+  if (contentTypes !== undefined && contentTypes.length > 1) throw new SidecarError('bad_request', 'more than one Content-Type');
+  const contentType = contentTypes?.[0];
   let parsed: unknown;
   let text: string;
   try {
     text = utf8.decode(body);
     parsed = JSON.parse(text);
   } catch {
-    // A body declared as JSON that does not parse could mean something else
-    // to the upstream's parser: refuse rather than forward it ungoverned.
-    if (isJsonContentType(contentType)) throw new SidecarError('invalid_json');
+    if (contentType === undefined || isJsonContentType(contentType) || looksLikeJson(body)) throw new SidecarError('invalid_json');
     return undefined;
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
@@ -85,28 +98,26 @@ export function createLlmHandler(deps: {
     if (body instanceof Response) return body;
     let toolInput: Record<string, unknown> | undefined;
     try {
-      toolInput = governable(body, req.headers['content-type']);
+      toolInput = governable(body, req.headersDistinct['content-type']);
     } catch (err) {
       if (err instanceof SidecarError) return replySidecarError(c, err, style);
       throw err;
     }
 
     const hop = openHop(c, { route: 'llm', metrics, classify: upstreamError, style });
-    let forwardBody = body;
-    if (toolInput === undefined) {
-      metrics.decisions.inc({ source: 'none', outcome: 'skipped' });
-      if (record) record.decision = 'skipped';
-    } else {
-      const toolName = `${provider}.${rest.replace(/^\/+|\/+$/g, '').replaceAll('/', '.')}`;
-      const result = await chain.evaluate(llmEvent(toolName, toolInput), body, hop.signal);
-      if (record) {
-        record.decision = result.outcome;
-        record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
-      }
-      if (result.kind === 'deny') return replyError(c, denialBody(result.policyId, result.reason), style);
-      if (result.kind === 'unavailable') return replySidecarError(c, new SidecarError('policy_unavailable', result.reason), style);
-      forwardBody = result.body;
+    // A body that is not a JSON object still meets the local rules (tool_name,
+    // channel, default), so `default: deny` means deny; the gateway is asked
+    // about JSON objects only, as the SDK does.
+    const toolName = `${provider}.${rest.replace(/^\/+|\/+$/g, '').replaceAll('/', '.')}`;
+    const result = await chain.evaluate(llmEvent(toolName, toolInput), body, { signal: hop.signal, remote: toolInput !== undefined });
+    if (result.kind === 'aborted') return hop.abandoned();
+    if (record) {
+      record.decision = result.outcome;
+      record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
     }
+    if (result.kind === 'deny') return replyError(c, denialBody(result.policyId, result.reason), style);
+    if (result.kind === 'unavailable') return replySidecarError(c, new SidecarError('policy_unavailable', result.reason), style);
+    const forwardBody = result.body;
 
     const headers = forwardRequestHeaders(req.rawHeaders, req.headers.connection);
     const hadBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;

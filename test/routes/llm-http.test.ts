@@ -139,7 +139,7 @@ test('JSON that does not parse is refused; other bodies are forwarded as they ar
   assert.deepEqual([...upstream.requests.at(-1)!.body], [1, 2, 3]);
   const arr = await fetch(`${sidecar.url}/llm/openai/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1,2]' });
   assert.equal(arr.status, 200);
-  assert.equal(sidecar.logs.requests().at(-1)!.decision, 'skipped');
+  assert.equal(sidecar.logs.requests().at(-1)!.decision, 'allow', 'a JSON array meets the local rules, not the gateway');
   const gz = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('{}') });
   assert.equal(gz.status, 415);
 });
