@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { getRequestListener } from '@hono/node-server';
+import { RequestError, getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
@@ -12,7 +12,7 @@ import { createMetrics, methodLabel, type Metrics } from './metrics.ts';
 import { createPolicyChain } from './policy/chain.ts';
 import { createRemoteEvaluator } from './policy/remote.ts';
 import { openPolicyStore, type PolicyStore } from './policy/store.ts';
-import { newRecord, routeOf, type ProxyEnv, type RequestRecord } from './context.ts';
+import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestRecord } from './context.ts';
 import { createAdminApp } from './routes/admin.ts';
 import { createLlmHandler } from './routes/llm.ts';
 import { createMcpHandler } from './routes/mcp.ts';
@@ -95,19 +95,35 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
   let proxyListening = false;
   const active = new Set<ServerResponse>();
   const records = new WeakMap<IncomingMessage, RequestRecord>();
-  const honoListener = getRequestListener((request, env) => {
-    const incoming = (env as { incoming: IncomingMessage }).incoming;
-    return proxyApp.fetch(request, { ...env, record: records.get(incoming) });
-  }, {
-    autoCleanupIncoming: false,
-    overrideGlobalObjects: false,
-    hostname: config.listenHost,
-  });
+  const honoListener = getRequestListener(
+    (request, env) => {
+      const bindings = env as ProxyBindings;
+      const record = records.get(bindings.incoming);
+      if (record) bindings.record = record;
+      return proxyApp.fetch(request, bindings);
+    },
+    {
+      autoCleanupIncoming: false,
+      overrideGlobalObjects: false,
+      hostname: config.listenHost,
+      // A Host header the adapter cannot build a URL from gets the same JSON error as everything else.
+      errorHandler: (err) => {
+        const code: ErrorCode = err instanceof RequestError ? 'bad_request' : 'internal';
+        if (code === 'internal') logger.error({ err: { message: (err as Error).message } }, 'request failed in the HTTP adapter');
+        const { status, message } = ERROR_TABLE[code];
+        return new Response(JSON.stringify({ error: { code, message } }), {
+          status,
+          headers: { 'content-type': 'application/json', connection: 'close' },
+        });
+      },
+    },
+  );
 
   const finish = (req: IncomingMessage, res: ServerResponse, record: RequestRecord, started: number): void => {
     active.delete(res);
     const seconds = (performance.now() - started) / 1000;
-    const status = res.headersSent ? res.statusCode : 499;
+    // 499 (nginx's convention) whenever the client left first, even mid-stream.
+    const status = record.code === 'client_aborted' || !res.headersSent ? 499 : res.statusCode;
     const provider = record.provider;
     metrics.inflight.dec({ route: record.route });
     metrics.requests.inc({ route: record.route, provider, method: methodLabel(req.method), status: String(status) });

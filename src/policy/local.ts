@@ -116,12 +116,14 @@ function redactValue(value: unknown, redactions: readonly Redaction[]): { value:
   }
   if (value !== null && typeof value === 'object') {
     let changed = false;
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) {
-      const r = redactValue(item, redactions);
-      changed ||= r.changed;
-      out[key] = r.value;
-    }
+    // fromEntries defines own properties: a `__proto__` key stays a key.
+    const out = Object.fromEntries(
+      Object.entries(value).map(([key, item]) => {
+        const r = redactValue(item, redactions);
+        changed ||= r.changed;
+        return [key, r.value];
+      }),
+    );
     return { value: changed ? out : value, changed };
   }
   return { value, changed: false };
