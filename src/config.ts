@@ -88,8 +88,8 @@ class Reader {
   }
 
   problem(name: string, value: string | undefined, expected: string): void {
-    // A URL's user:password is a secret: never echo it back.
-    const shown = (value ?? '').replace(/\/\/[^/@\s]*@/, '//***@');
+    // A URL's user:password is a secret: a value with an `@` is never echoed.
+    const shown = (value ?? '').includes('@') ? '<redacted: contains @>' : (value ?? '');
     this.problems.push(`${name}=${JSON.stringify(shown)}: expected ${expected}`);
   }
 

@@ -58,7 +58,8 @@ test('one error names every bad variable, its value and what was expected', () =
   ]) assert.ok(text.includes(needle), `missing ${needle} in:\n${text}`);
   assert.equal(error.problems.length, 8);
   assert.ok(!text.includes('user:pw'), 'URL credentials are never echoed');
-  assert.ok(text.includes('https://***@host'));
+  assert.ok(text.includes('FIRSTOPS_UPSTREAM_BAD="<redacted: contains @>"'));
+  assert.ok(!loadConfigError({ FIRSTOPS_UPSTREAM_X: 'https://user:p@ss@host' }).includes('ss@host'), 'no part of a password with @ is echoed');
 });
 
 test('parseBaseUrl refuses queries, fragments and non-http schemes', () => {
@@ -74,3 +75,12 @@ test('timeouts and other settings never collide with the FIRSTOPS_UPSTREAM_<NAME
   assert.equal(c.connectTimeoutMs, 50);
   assert.deepEqual([...c.upstreams.keys()].sort(), ['anthropic', 'openai']);
 });
+
+function loadConfigError(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return '';
+}
