@@ -18,7 +18,6 @@ export const ERROR_TABLE = {
   identity_unavailable: { status: 503, message: 'agent identity not loaded' },
   policy_unavailable: { status: 503, message: 'policy evaluation failed and FIRSTOPS_FAIL_MODE is closed' },
   policy_denied: { status: 403, message: 'blocked by FirstOps policy' },
-  draining: { status: 503, message: 'sidecar is shutting down' },
   upstream_unreachable: { status: 502, message: 'upstream refused or could not be reached' },
   upstream_reset: { status: 502, message: 'upstream closed the connection before answering' },
   upstream_bad_response: { status: 502, message: 'upstream sent a malformed response' },

@@ -8,7 +8,7 @@ export interface GatewayRequest {
   /** Path (and query) under the gateway base URL, as the client sent it; starts with `/`. */
   readonly path: string;
   readonly search?: string;
-  /** Extra headers (never Authorization or DPoP: the client sets those). */
+  /** Extra headers; Authorization and DPoP are set here, never taken from the caller. */
   readonly headers?: Record<string, string>;
   readonly body?: Buffer | undefined;
   readonly signal?: AbortSignal;
@@ -48,7 +48,7 @@ export function createGatewayClient(options: {
   async function send(req: GatewayRequest): Promise<Dispatcher.ResponseData> {
     const identity = options.identity.current();
     if (!identity) throw new SidecarError('identity_unavailable', options.identity.missingReason);
-    const proof = await identity.proof(req.method, urlFor(req.path), nonce);
+    const proof = identity.proof(req.method, urlFor(req.path), nonce);
     const response = await options.dispatcher.request({
       origin,
       path: basePath + req.path + (req.search ?? ''),

@@ -1,9 +1,7 @@
 #!/usr/bin/env node
 // The only module with side effects: reads argv and env, starts what was asked, handles signals.
 import { ConfigError, loadConfig } from './config.ts';
-import { IdentityError } from './identity.ts';
 import { LOG_LEVELS, createLogger } from './log.ts';
-import { PolicyFileError } from './policy/local.ts';
 import { USAGE, parseCommand, runCheck, runHealthcheck } from './cli.ts';
 import { startSidecar } from './server.ts';
 
@@ -70,7 +68,8 @@ switch (command) {
         logger.flush();
       });
     } catch (err) {
-      if (err instanceof IdentityError || err instanceof PolicyFileError || err instanceof Error) {
+      // A bad identity or policy file, a port in use: one clear line and a non-zero exit.
+      if (err instanceof Error) {
         logger.fatal({ err: { code: (err as { code?: string }).code, message: err.message } }, 'startup failed');
         logger.flush();
         fail(err.message, 2);

@@ -5,7 +5,6 @@ import { isEventStream, markEventStream, relayResponseHeaders } from './headers.
 import type { Metrics, Route } from './metrics.ts';
 
 export interface RelayResult {
-  readonly status: number;
   readonly bytesOut: number;
   /** Set when the relay broke after the response had started (the connection was closed). */
   readonly error?: Error;
@@ -57,7 +56,7 @@ export function relayResponse(
         options.metrics.streamsActive.dec({ route: options.route });
         options.metrics.streamDuration.observe({ route: options.route }, (performance.now() - started) / 1000);
       }
-      resolve(err ? { status: upstream.statusCode, bytesOut, error: err } : { status: upstream.statusCode, bytesOut });
+      resolve(err ? { bytesOut, error: err } : { bytesOut });
     };
     // The last hop is relayed by hand rather than with stream.pipeline:
     // pipeline aborts an AbortController of its own when it finishes, and

@@ -33,19 +33,24 @@ export function createEndpointRewriter(rewrite: (url: string) => string): Transf
   const rewriteEvent = (event: string): string =>
     ENDPOINT_EVENT.test(event) ? event.replace(DATA_LINE, (_, prefix: string, value: string) => prefix + rewrite(value)) : event;
 
+  // Where the terminator search resumes: text before it held none (a
+  // terminator is at most 4 characters, so 3 are re-read).
+  let scanFrom = 0;
   const flushComplete = (push: (s: string) => void): void => {
     let lastEnd = -1;
-    EVENT_END.lastIndex = 0;
+    EVENT_END.lastIndex = scanFrom;
     for (let m = EVENT_END.exec(pending); m; m = EVENT_END.exec(pending)) lastEnd = m.index + m[0].length;
     if (lastEnd === -1) {
       if (pending.length > MAX_PENDING_CHARS) {
         push(pending);
         pending = '';
       }
+      scanFrom = Math.max(0, pending.length - 3);
       return;
     }
     push(processEvents(pending.slice(0, lastEnd)));
     pending = pending.slice(lastEnd);
+    scanFrom = Math.max(0, pending.length - 3);
   };
 
   return new Transform({
@@ -66,17 +71,17 @@ export function createEndpointRewriter(rewrite: (url: string) => string): Transf
 /**
  * The rewrite the sidecar applies: an absolute URL under the gateway base
  * becomes the same path and query under the origin the client used to reach
- * the sidecar. Relative URLs and foreign origins pass unchanged.
+ * the sidecar. Relative URLs and foreign origins pass unchanged. The gateway's
+ * spellings are worked out once; each response supplies its local origin.
  */
-export function gatewayToLocal(gatewayUrl: string, localOrigin: string): (url: string) => string {
-  const bases = new Set([gatewayUrl]);
-  try {
-    const parsed = new URL(gatewayUrl);
-    bases.add(parsed.origin + (parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '')));
-  } catch {
-    // config validated it already
+export function localRewriter(gatewayUrl: string): (localOrigin: string) => (url: string) => string {
+  const bases = [gatewayUrl];
+  const parsed = URL.parse(gatewayUrl);
+  if (parsed) {
+    const normalised = parsed.origin + (parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, ''));
+    if (normalised !== gatewayUrl) bases.push(normalised);
   }
-  return (url: string): string => {
+  return (localOrigin) => (url) => {
     const trimmed = url.trim();
     for (const base of bases) {
       if (trimmed.startsWith(base) && (trimmed.length === base.length || '/?#'.includes(trimmed[base.length]!))) {
@@ -85,4 +90,8 @@ export function gatewayToLocal(gatewayUrl: string, localOrigin: string): (url: s
     }
     return url;
   };
+}
+
+export function gatewayToLocal(gatewayUrl: string, localOrigin: string): (url: string) => string {
+  return localRewriter(gatewayUrl)(localOrigin);
 }

@@ -5,7 +5,7 @@ import { SidecarError, gatewayError } from '../errors.ts';
 import type { GatewayClient } from '../gateway.ts';
 import type { IdentityStore } from '../identity-store.ts';
 import type { Metrics } from '../metrics.ts';
-import { createEndpointRewriter, gatewayToLocal } from '../sse.ts';
+import { createEndpointRewriter, localRewriter } from '../sse.ts';
 import type { ProxyEnv } from '../context.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { replySidecarError, targetOf } from './respond.ts';
@@ -21,12 +21,13 @@ const HOST = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
  * events pointed at the sidecar.
  */
 export function createMcpHandler(deps: {
-  config: Pick<Config, 'gatewayUrl' | 'maxBodyBytes' | 'upstreamTimeoutMs' | 'listenHost' | 'port'>;
+  config: Pick<Config, 'gatewayUrl' | 'maxBodyBytes' | 'listenHost' | 'port'>;
   gateway: GatewayClient;
   identity: IdentityStore;
   metrics: Metrics;
 }) {
   const { config, gateway, identity, metrics } = deps;
+  const toLocal = localRewriter(config.gatewayUrl);
   const fallbackHost = `${config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost}:${config.port}`;
 
   return async function handleMcp(c: Context<ProxyEnv>): Promise<Response> {
@@ -56,12 +57,15 @@ export function createMcpHandler(deps: {
       headers,
       body,
       signal: hop.signal,
-      headersTimeoutMs: config.upstreamTimeoutMs,
     }));
     if (response instanceof Response) return response;
 
+    // Legacy HTTP+SSE announces its message URL on the GET stream; event
+    // streams answering a POST (Streamable HTTP) carry no endpoint event and
+    // are relayed untouched.
+    if (req.method !== 'GET') return hop.relay(response);
     const host = req.headers.host;
     const localOrigin = `http://${host && HOST.test(host) ? host : fallbackHost}`;
-    return hop.relay(response, () => createEndpointRewriter(gatewayToLocal(config.gatewayUrl, localOrigin)));
+    return hop.relay(response, () => createEndpointRewriter(toLocal(localOrigin)));
   };
 }
