@@ -17,6 +17,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** Far deeper than any LLM request (tool schemas included); bounds the policy's recursion. */
 const MAX_JSON_DEPTH = 512;
 
+/** How many times a (lower-case) header name occurs in node's raw header list. */
+function countHeader(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) count++;
+  return count;
+}
+
 /** True when the body, after an optional BOM and white space, starts like a JSON object or array. */
 function looksLikeJson(body: Buffer): boolean {
   let i = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
@@ -31,10 +38,10 @@ function looksLikeJson(body: Buffer): boolean {
  * UTF-8 JSON is refused: a lenient parser upstream (BOM, NaN, trailing
  * commas) would read a request the policy never saw.
  */
-function governable(body: Buffer, contentTypes: readonly string[] | undefined): Record<string, unknown> | undefined {
+function governable(body: Buffer, contentType: string | undefined, contentTypeCount: number): Record<string, unknown> | undefined {
   if (body.length === 0) return undefined;
-  if (contentTypes !== undefined && contentTypes.length > 1) throw new SidecarError('bad_request', 'more than one Content-Type');
-  const contentType = contentTypes?.[0];
+  // node keeps the first of two Content-Types; the raw list forwards both.
+  if (contentTypeCount > 1) throw new SidecarError('bad_request', 'more than one Content-Type');
   let parsed: unknown;
   let text: string;
   try {
@@ -98,7 +105,7 @@ export function createLlmHandler(deps: {
     if (body instanceof Response) return body;
     let toolInput: Record<string, unknown> | undefined;
     try {
-      toolInput = governable(body, req.headersDistinct['content-type']);
+      toolInput = governable(body, req.headers['content-type'], countHeader(req.rawHeaders, 'content-type'));
     } catch (err) {
       if (err instanceof SidecarError) return replySidecarError(c, err, style);
       throw err;
