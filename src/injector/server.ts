@@ -1,5 +1,5 @@
 /**
- * HTTP layer: the HTTPS webhook listener (`POST /mutate`, `/healthz`,
+ * HTTP layer: the HTTPS webhook listener (`POST /mutate`, `/healthz`, `/readyz`,
  * `/metrics`) and the optional plain-HTTP listener for Prometheus and probes
  * (`/metrics`, `/healthz`). The API server calls `/mutate?timeout=5s`; only
  * the path is matched.
@@ -74,8 +74,14 @@ async function handleMetrics(res: ServerResponse, deps: ServerDeps): Promise<voi
   res.end(text);
 }
 
-function handleHealth(res: ServerResponse, deps: ServerDeps): void {
-  if (deps.isServing()) sendJson(res, 200, { status: 'ok' });
+/** Liveness: 200 while the process runs, shutdown included (a restart then would cut the drain short). */
+function handleHealth(res: ServerResponse): void {
+  sendJson(res, 200, { status: 'ok' });
+}
+
+/** Readiness: 503 from the moment shutdown begins, so the endpoints drop the pod while it still serves. */
+function handleReady(res: ServerResponse, deps: ServerDeps): void {
+  if (deps.isServing()) sendJson(res, 200, { status: 'ready' });
   else sendJson(res, 503, { status: 'draining' });
 }
 
@@ -164,7 +170,8 @@ export function createWebhookServer(deps: ServerDeps, tls: TlsMaterial): HttpsSe
     { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...TIMEOUTS },
     router({
       '/mutate': { method: 'POST', handle: handleMutate },
-      '/healthz': { method: 'GET', handle: (_req, res) => handleHealth(res, deps) },
+      '/healthz': { method: 'GET', handle: (_req, res) => handleHealth(res) },
+      '/readyz': { method: 'GET', handle: (_req, res) => handleReady(res, deps) },
       '/metrics': { method: 'GET', handle: (_req, res) => handleMetrics(res, deps) },
     }, deps),
   );
@@ -176,7 +183,8 @@ export function createMetricsServer(deps: ServerDeps): HttpServer {
   return createHttpServer(
     TIMEOUTS,
     router({
-      '/healthz': { method: 'GET', handle: (_req, res) => handleHealth(res, deps) },
+      '/healthz': { method: 'GET', handle: (_req, res) => handleHealth(res) },
+      '/readyz': { method: 'GET', handle: (_req, res) => handleReady(res, deps) },
       '/metrics': { method: 'GET', handle: (_req, res) => handleMetrics(res, deps) },
     }, deps),
   );

@@ -407,7 +407,8 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       assert.equal(config.shutdownDelayMs, 5000);
       assert.equal(config.drainTimeoutMs, 10000);
       assert.equal(deployment.spec.template.spec.terminationGracePeriodSeconds, 20);
-      assert.equal(deployment.spec.template.spec.containers[0]?.readinessProbe?.httpGet?.path, '/healthz');
+      assert.equal(deployment.spec.template.spec.containers[0]?.readinessProbe?.httpGet?.path, '/readyz');
+      assert.equal(deployment.spec.template.spec.containers[0]?.livenessProbe?.httpGet?.path, '/healthz', 'liveness stays 200 during the shutdown delay');
       assert.equal(deployment.spec.template.spec.containers[0]?.image, 'ghcr.io/firstops-dev/firstops-sidecar:0.1.0');
       const webhook = r.get<WebhookShape>('MutatingWebhookConfiguration').webhooks[0]!;
       assert.equal(webhook.failurePolicy, 'Fail');

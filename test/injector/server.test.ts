@@ -220,7 +220,7 @@ describe('injector startup and shutdown', () => {
     }
   });
 
-  it('close() first turns /healthz to 503 and keeps serving reviews for the shutdown delay, then stops', async () => {
+  it('close() first turns /readyz to 503 (liveness stays 200) and keeps serving reviews for the shutdown delay, then stops', async () => {
     const pki = createTestPki();
     try {
       const cert = pki.issue('server');
@@ -235,9 +235,10 @@ describe('injector startup and shutdown', () => {
       });
       const started = Date.now();
       const closed = injector.close();
-      const health = await call(injector.port, pki.caCert, '/healthz');
-      assert.equal(health.status, 503, 'readiness fails at once so endpoints drop the pod');
-      assert.equal((await plainGet(injector.metricsPort!, '/healthz')).status, 503);
+      const ready = await call(injector.port, pki.caCert, '/readyz');
+      assert.equal(ready.status, 503, 'readiness fails at once so endpoints drop the pod');
+      assert.equal((await plainGet(injector.metricsPort!, '/readyz')).status, 503);
+      assert.equal((await call(injector.port, pki.caCert, '/healthz')).status, 200, 'liveness holds during the delay');
       const reply = await call(injector.port, pki.caCert, '/mutate', { method: 'POST', body: JSON.stringify(deploymentPodReview()) });
       assert.equal(reply.status, 200, 'admission requests are still answered during the delay');
       const body = JSON.parse(reply.body) as AdmissionReviewResponse;
