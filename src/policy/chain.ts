@@ -93,14 +93,15 @@ export function createPolicyChain(options: {
         } catch (err) {
           if (signal?.aborted) return { kind: 'aborted' };
           const why = (err as Error).message;
-          if (failMode === 'open') {
-            metrics.decisions.inc({ source: 'remote', outcome: 'fail_open' });
-            log.warn({ tool_name: event.tool_name.slice(0, MAX_LOGGED_NAME), reason: why }, 'remote policy evaluation failed; forwarding (FIRSTOPS_FAIL_MODE=open)');
-            return { kind: 'forward', body: forwardBody, outcome: 'fail_open', source: 'remote', policyId, reason: why };
-          }
-          metrics.decisions.inc({ source: 'remote', outcome: 'fail_closed' });
-          log.warn({ tool_name: event.tool_name.slice(0, MAX_LOGGED_NAME), reason: why }, 'remote policy evaluation failed; refusing (FIRSTOPS_FAIL_MODE=closed)');
-          return { kind: 'unavailable', outcome: 'fail_closed', reason: why };
+          const failed = failMode === 'open' ? 'fail_open' : 'fail_closed';
+          metrics.decisions.inc({ source: 'remote', outcome: failed });
+          log.warn(
+            { tool_name: event.tool_name.slice(0, MAX_LOGGED_NAME), reason: why },
+            `remote policy evaluation failed; ${failMode === 'open' ? 'forwarding' : 'refusing'} (FIRSTOPS_FAIL_MODE=${failMode})`,
+          );
+          return failMode === 'open'
+            ? { kind: 'forward', body: forwardBody, outcome: 'fail_open', source: 'remote', policyId, reason: why }
+            : { kind: 'unavailable', outcome: 'fail_closed', reason: why };
         }
         const stopped = apply('remote', verdict);
         if (stopped) return stopped;
