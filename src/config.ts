@@ -25,6 +25,9 @@ export interface Config {
   readonly remotePolicy: RemotePolicyMode;
   readonly failMode: FailMode;
   readonly policyTimeoutMs: number;
+  readonly policyBudgetMs: number;
+  readonly policyWorkers: number;
+  readonly policyOffloadBytes: number;
   readonly maxBodyBytes: number;
   readonly logLevel: LevelWithSilent;
   readonly drainTimeoutMs: number;
@@ -54,6 +57,9 @@ export const VARIABLES = {
   FIRSTOPS_REMOTE_POLICY: 'auto',
   FIRSTOPS_FAIL_MODE: 'closed',
   FIRSTOPS_POLICY_TIMEOUT_MS: '5000',
+  FIRSTOPS_POLICY_BUDGET_MS: '10000',
+  FIRSTOPS_POLICY_WORKERS: '1',
+  FIRSTOPS_POLICY_OFFLOAD_BYTES: '65536',
   FIRSTOPS_MAX_BODY_BYTES: '104857600',
   FIRSTOPS_LOG_LEVEL: 'info',
   FIRSTOPS_DRAIN_TIMEOUT_MS: '25000',
@@ -186,6 +192,9 @@ export function loadConfig(env: Env): Config {
     remotePolicy: r.oneOf('FIRSTOPS_REMOTE_POLICY', ['auto', 'off'] as const),
     failMode: r.oneOf('FIRSTOPS_FAIL_MODE', ['closed', 'open'] as const),
     policyTimeoutMs: r.integer('FIRSTOPS_POLICY_TIMEOUT_MS', 1, 600_000),
+    policyBudgetMs: r.integer('FIRSTOPS_POLICY_BUDGET_MS', 1, 600_000),
+    policyWorkers: r.integer('FIRSTOPS_POLICY_WORKERS', 1, 64),
+    policyOffloadBytes: r.integer('FIRSTOPS_POLICY_OFFLOAD_BYTES', 0, 2 ** 31 - 1),
     maxBodyBytes: r.integer('FIRSTOPS_MAX_BODY_BYTES', 1, 2 ** 31 - 1),
     logLevel: r.oneOf('FIRSTOPS_LOG_LEVEL', LOG_LEVELS),
     drainTimeoutMs: r.integer('FIRSTOPS_DRAIN_TIMEOUT_MS', 0, 3_600_000),

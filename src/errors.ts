@@ -17,6 +17,7 @@ export const ERROR_TABLE = {
   governance_not_configured: { status: 503, message: 'LLM governance not configured: set FIRSTOPS_POLICY_FILE or mount an agent identity for remote evaluation' },
   identity_unavailable: { status: 503, message: 'agent identity not loaded' },
   policy_unavailable: { status: 503, message: 'policy evaluation failed and FIRSTOPS_FAIL_MODE is closed' },
+  policy_budget_exceeded: { status: 503, message: 'local policy evaluation did not finish within FIRSTOPS_POLICY_BUDGET_MS and FIRSTOPS_FAIL_MODE is closed' },
   policy_denied: { status: 403, message: 'blocked by FirstOps policy' },
   upstream_unreachable: { status: 502, message: 'upstream refused or could not be reached' },
   upstream_reset: { status: 502, message: 'upstream closed the connection before answering' },

@@ -10,7 +10,8 @@ import { openIdentityStore, type IdentityStore } from './identity-store.ts';
 import { scalarChild, type Logger } from './log.ts';
 import { createMetrics, methodLabel, type Metrics } from './metrics.ts';
 import { createPolicyChain } from './policy/chain.ts';
-import { createRemoteEvaluator } from './policy/remote.ts';
+import { createInspector } from './policy/pool.ts';
+import { createRemoteEvaluator, maxAnswerBytes } from './policy/remote.ts';
 import { openPolicyStore, type PolicyStore } from './policy/store.ts';
 import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestRecord } from './context.ts';
 import { createAdminApp } from './routes/admin.ts';
@@ -77,9 +78,16 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
 
   const dispatcher: Dispatcher = createDispatcher({ connectTimeoutMs: config.connectTimeoutMs, headersTimeoutMs: config.upstreamTimeoutMs });
   const gateway = createGatewayClient({ gatewayUrl: config.gatewayUrl, identity, dispatcher, metrics });
-  const remote = createRemoteEvaluator({ gateway, timeoutMs: config.policyTimeoutMs });
+  const remote = createRemoteEvaluator({ gateway, timeoutMs: config.policyTimeoutMs, maxAnswerBytes: maxAnswerBytes(config.maxBodyBytes) });
+  const inspector = createInspector({
+    workers: config.policyWorkers,
+    offloadBytes: config.policyOffloadBytes,
+    budgetMs: config.policyBudgetMs,
+    maxQueue: 16 * config.policyWorkers,
+  });
   const chain = createPolicyChain({
     local: () => policy?.current(),
+    inspector,
     remote: () => (config.remotePolicy !== 'off' && identity.current() ? remote : undefined),
     failMode: config.failMode,
     metrics,
@@ -178,6 +186,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
   const closeAll = (): void => {
     identity.close();
     policy?.close();
+    void inspector.close();
     void dispatcher.close().catch(() => undefined);
   };
 

@@ -1,70 +1,93 @@
 import type { FailMode } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { ChainResult, Evaluator, HookEvent, PolicySource, Verdict } from './types.ts';
+import type { InspectInput } from './inspect.ts';
+import type { LocalPolicy } from './local.ts';
+import type { Inspector } from './pool.ts';
+import { encodeLlmEvent, type ChainResult, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
 
 const MAX_LOGGED_NAME = 256;
+
+/** The body cannot be governed, so it is not forwarded: a 400 with this code. */
+export interface Refusal {
+  readonly kind: 'refused';
+  readonly code: 'bad_request' | 'invalid_json';
+  readonly detail: string | undefined;
+}
 
 export interface PolicyChain {
   /** False when no policy source exists: the LLM route then refuses to forward. */
   configured(): boolean;
   /**
-   * `remote: false` keeps the evaluation in-process: for requests whose body
-   * is not a JSON object, which the gateway has never been asked about.
+   * Checks the body and decides. `remote: false` keeps the decision
+   * in-process (a dry run). The gateway is asked about JSON-object bodies
+   * only, as the SDK does; every body meets the local rules. `model` is the
+   * body's `model` field when it has one.
    */
-  evaluate(event: HookEvent, body: Buffer, options?: { signal?: AbortSignal; remote?: boolean }): Promise<ChainResult>;
+  evaluate(request: InspectInput, options?: { signal?: AbortSignal; remote?: boolean }): Promise<(ChainResult & { readonly model?: string }) | Refusal>;
 }
 
 /**
- * Local rules first (in-process; a deny stops the chain, a redaction is what
- * the remote sees and what is forwarded), then the gateway's EvaluateHook
- * when an identity is loaded. A remote failure never passes as an allow: in
- * `closed` mode it refuses, in `open` mode it forwards and counts `fail_open`.
- * `ask` has nobody to ask inside a sidecar, so it refuses like a deny.
+ * Local rules first (a deny stops the chain, a redaction is what the remote
+ * sees and what is forwarded), then the gateway's EvaluateHook when an
+ * identity is loaded. A failure never passes as an allow: the local rules
+ * not finishing within their budget, or the gateway not answering, refuse in
+ * `closed` mode and forward, counted `fail_open`, in `open` mode. `ask` has
+ * nobody to ask inside a sidecar, so it refuses like a deny.
  */
 export function createPolicyChain(options: {
-  local: () => Evaluator | undefined;
-  remote: () => Evaluator | undefined;
+  local: () => LocalPolicy | undefined;
+  remote: () => RemoteEvaluator | undefined;
+  inspector: Inspector;
   failMode: FailMode;
   metrics: Metrics;
   logger: Logger;
 }): PolicyChain {
-  const { metrics, failMode } = options;
+  const { metrics, failMode, inspector } = options;
   const log = options.logger.child({ component: 'policy' });
 
-  async function timed(source: PolicySource, evaluator: Evaluator, event: HookEvent, signal?: AbortSignal): Promise<Verdict> {
-    const end = metrics.policyDuration.startTimer({ source });
-    try {
-      return await evaluator.evaluate(event, signal);
-    } finally {
-      end();
-    }
-  }
+  /** The fail mode's answer when `source` gave none; `body` is what open mode forwards. */
+  const failed = (source: PolicySource, code: UnavailableCode, toolName: string, why: string, body: Buffer, policyId: string): ChainResult => {
+    const outcome = failMode === 'open' ? 'fail_open' : 'fail_closed';
+    metrics.decisions.inc({ source, outcome });
+    log.warn(
+      { tool_name: toolName.slice(0, MAX_LOGGED_NAME), source, code, reason: why },
+      `${source} policy evaluation failed; ${failMode === 'open' ? 'forwarding' : 'refusing'} (FIRSTOPS_FAIL_MODE=${failMode})`,
+    );
+    return failMode === 'open'
+      ? { kind: 'forward', body, outcome: 'fail_open', source, policyId, reason: why }
+      : { kind: 'unavailable', outcome: 'fail_closed', source, code, reason: why };
+  };
 
-  function stop(source: PolicySource, verdict: Verdict): ChainResult | undefined {
+  const refusal = (verdict: { action: string; policyId: string; reason: string }, source: PolicySource): ChainResult | undefined => {
     if (verdict.action !== 'deny' && verdict.action !== 'ask') return undefined;
     const reason = verdict.action === 'ask' ? `approval required, and a sidecar has nobody to ask${verdict.reason ? `: ${verdict.reason}` : ''}` : verdict.reason;
     return { kind: 'deny', outcome: verdict.action, source, policyId: verdict.policyId, reason };
-  }
+  };
 
   return {
     configured: () => options.local() !== undefined || options.remote() !== undefined,
 
-    async evaluate(event, body, { signal, remote: askRemote = true } = {}) {
-      let current = event;
-      let forwardBody = body;
+    async evaluate(request, { signal, remote: askRemote = true } = {}) {
+      const local = options.local();
+      const endLocal = local ? metrics.policyDuration.startTimer({ source: 'local' }) : undefined;
+      const inspection = await inspector.inspect(request, local, signal);
+      endLocal?.();
+      if (inspection.kind === 'aborted') return { kind: 'aborted' };
+      if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
+      if (inspection.kind === 'unfinished') {
+        return failed('local', 'policy_budget_exceeded', request.toolName, inspection.reason, request.body, '');
+      }
+
+      let forwardBody = request.body;
       let outcome: 'allow' | 'modify' = 'allow';
       let source: PolicySource | undefined;
       let policyId = '';
       let reason = '';
-
-      const apply = (from: PolicySource, verdict: Verdict): ChainResult | undefined => {
-        metrics.decisions.inc({ source: from, outcome: verdict.action });
-        const stopped = stop(from, verdict);
-        if (stopped) return stopped;
+      const model = inspection.model;
+      const note = (from: PolicySource, verdict: { action: string; policyId: string; reason: string; body?: Buffer }): void => {
         if (verdict.action === 'modify') {
-          current = { ...current, tool_input: verdict.toolInput };
-          forwardBody = verdict.body;
+          forwardBody = verdict.body!;
           outcome = 'modify';
         }
         if (verdict.action === 'modify' || verdict.policyId) {
@@ -72,42 +95,39 @@ export function createPolicyChain(options: {
           policyId = verdict.policyId;
           reason = verdict.reason;
         }
-        return undefined;
       };
 
-      const local = options.local();
-      if (local) {
-        const stopped = apply('local', await timed('local', local, current, signal));
-        if (stopped) return stopped;
+      if (inspection.local) {
+        metrics.decisions.inc({ source: 'local', outcome: inspection.local.action });
+        const stopped = refusal(inspection.local, 'local');
+        if (stopped) return { ...stopped, model };
+        note('local', inspection.local);
       }
 
-      const remote = askRemote ? options.remote() : undefined;
-      if (!local && !remote) {
+      const remote = askRemote && inspection.isObject ? options.remote() : undefined;
+      if (!inspection.local && !remote) {
         metrics.decisions.inc({ source: 'none', outcome: 'skipped' });
-        return { kind: 'forward', body, outcome: 'skipped', source: undefined, policyId: '', reason: '' };
+        return { kind: 'forward', body: forwardBody, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
       }
       if (remote) {
-        let verdict: Verdict;
+        let verdict: RemoteVerdict;
+        const end = metrics.policyDuration.startTimer({ source: 'remote' });
         try {
-          verdict = await timed('remote', remote, current, signal);
+          // The event carries what would be forwarded: after a local redaction, the redacted body.
+          verdict = await remote.evaluate(encodeLlmEvent(request.toolName, forwardBody), signal);
         } catch (err) {
           if (signal?.aborted) return { kind: 'aborted' };
-          const why = (err as Error).message;
-          const failed = failMode === 'open' ? 'fail_open' : 'fail_closed';
-          metrics.decisions.inc({ source: 'remote', outcome: failed });
-          log.warn(
-            { tool_name: event.tool_name.slice(0, MAX_LOGGED_NAME), reason: why },
-            `remote policy evaluation failed; ${failMode === 'open' ? 'forwarding' : 'refusing'} (FIRSTOPS_FAIL_MODE=${failMode})`,
-          );
-          return failMode === 'open'
-            ? { kind: 'forward', body: forwardBody, outcome: 'fail_open', source: 'remote', policyId, reason: why }
-            : { kind: 'unavailable', outcome: 'fail_closed', reason: why };
+          return { ...failed('remote', 'policy_unavailable', request.toolName, (err as Error).message, forwardBody, policyId), model };
+        } finally {
+          end();
         }
-        const stopped = apply('remote', verdict);
-        if (stopped) return stopped;
+        metrics.decisions.inc({ source: 'remote', outcome: verdict.action });
+        const stopped = refusal(verdict, 'remote');
+        if (stopped) return { ...stopped, model };
+        note('remote', verdict);
       }
 
-      return { kind: 'forward', body: forwardBody, outcome, source, policyId, reason };
+      return { kind: 'forward', body: forwardBody, outcome, source, policyId, reason, model };
     },
   };
 }

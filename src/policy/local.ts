@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
-import { compileGlobs } from './glob.ts';
-import type { Evaluator, HookEvent, Verdict } from './types.ts';
+import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
+import type { LocalVerdict } from './types.ts';
 import schema from './policy.schema.json' with { type: 'json' };
 
 export class PolicyFileError extends Error {
@@ -13,7 +14,7 @@ export class PolicyFileError extends Error {
 }
 
 interface Redaction {
-  readonly pattern: RegExp;
+  readonly pattern: Pattern;
   readonly replacement: string;
 }
 
@@ -21,14 +22,30 @@ interface Rule {
   readonly id: string;
   readonly decision: 'allow' | 'deny' | 'modify';
   readonly reason: string;
-  readonly toolName: RegExp | undefined;
-  readonly channel: RegExp | undefined;
-  readonly input: ReadonlyArray<{ readonly path: readonly string[]; readonly globs: RegExp }>;
+  readonly toolName: Pattern | undefined;
+  readonly channel: Pattern | undefined;
+  readonly input: ReadonlyArray<{ readonly path: readonly string[]; readonly globs: Pattern }>;
   readonly redact: readonly Redaction[];
 }
 
-export interface LocalPolicy extends Evaluator {
+/** What the local rules look at: the route's tool name and channel, and the body when it is a JSON object. */
+export interface LocalCall {
+  readonly toolName: string;
+  readonly channel: string;
+  readonly toolInput: Record<string, unknown> | undefined;
+}
+
+export interface LocalPolicy {
   readonly ruleCount: number;
+  /** Rule ids in evaluation order. */
+  readonly ruleIds: readonly string[];
+  /** The document as read, so a worker thread can compile the same rules. */
+  readonly text: string;
+  readonly origin: string;
+  /** Hex SHA-256 of `text`. */
+  readonly sha256: string;
+  /** Synchronous and linear in the size of the input for every rule (RE2). */
+  evaluate(call: LocalCall): LocalVerdict;
 }
 
 type Globs = string | string[];
@@ -60,21 +77,45 @@ function validate(doc: unknown): asserts doc is PolicyDoc {
   }
 }
 
+/** Names a rule in messages by index and id, the way an operator finds it in the file. */
+function ruleName(doc: RuleDoc, index: number): string {
+  return `rules[${index}] (id ${JSON.stringify(doc.id)})`;
+}
+
+function refused(where: string, what: string, source: string, err: unknown): PolicyFileError {
+  return new PolicyFileError(
+    `${where}: ${what} ${JSON.stringify(source)} cannot be used: ${(err as Error).message} ` +
+      '(patterns use RE2 syntax, which runs in linear time: no backreferences, lookahead, lookbehind or possessive quantifiers)',
+    { cause: err },
+  );
+}
+
 function compileRule(doc: RuleDoc, index: number): Rule {
+  const name = ruleName(doc, index);
   const redact = (doc.redact ?? []).map((r, i) => {
     try {
-      return { pattern: new RegExp(r.pattern, `g${r.flags ?? ''}`), replacement: r.replacement ?? '[REDACTED]' };
+      return { pattern: compilePattern(r.pattern, `g${r.flags ?? ''}`), replacement: r.replacement ?? '[REDACTED]' };
     } catch (err) {
-      throw new PolicyFileError(`rules[${index}].redact[${i}].pattern is not a valid regular expression: ${(err as Error).message}`);
+      if ((err as { code?: string }).code === 'native_module') throw err;
+      throw refused(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
     }
   });
+  const globs = (field: string, value: Globs | undefined): Pattern | undefined => {
+    if (value === undefined) return undefined;
+    try {
+      return compileGlobs(value);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'native_module') throw err;
+      throw refused(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
+    }
+  };
   return {
     id: doc.id,
     decision: doc.decision,
     reason: doc.reason ?? '',
-    toolName: doc.match?.tool_name === undefined ? undefined : compileGlobs(doc.match.tool_name),
-    channel: doc.match?.channel === undefined ? undefined : compileGlobs(doc.match.channel),
-    input: Object.entries(doc.match?.input ?? {}).map(([path, globs]) => ({ path: path.split('.'), globs: compileGlobs(globs) })),
+    toolName: globs('tool_name', doc.match?.tool_name),
+    channel: globs('channel', doc.match?.channel),
+    input: Object.entries(doc.match?.input ?? {}).map(([path, value]) => ({ path: path.split('.'), globs: globs(`input.${path}`, value)! })),
     redact,
   };
 }
@@ -83,26 +124,27 @@ function fieldText(input: Record<string, unknown> | undefined, path: readonly st
   let cur: unknown = input;
   for (const key of path) {
     if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
+    if (!Object.hasOwn(cur, key)) return undefined;
     cur = (cur as Record<string, unknown>)[key];
   }
   return typeof cur === 'string' || typeof cur === 'number' || typeof cur === 'boolean' ? String(cur) : undefined;
 }
 
-function matches(rule: Rule, event: HookEvent): boolean {
-  if (rule.toolName && !rule.toolName.test(event.tool_name)) return false;
-  if (rule.channel && !rule.channel.test(event.channel ?? '')) return false;
+function matches(rule: Rule, call: LocalCall): boolean {
+  if (rule.toolName && !rule.toolName.test(call.toolName)) return false;
+  if (rule.channel && !rule.channel.test(call.channel)) return false;
   for (const field of rule.input) {
-    const text = fieldText(event.tool_input, field.path);
+    const text = fieldText(call.toolInput, field.path);
     if (text === undefined || !field.globs.test(text)) return false;
   }
   return true;
 }
 
-/** Applies every redaction to every string value (not keys); returns undefined when nothing changed. */
+/** Applies every redaction to every string value (not keys); `changed` is false when nothing was rewritten. */
 function redactValue(value: unknown, redactions: readonly Redaction[]): { value: unknown; changed: boolean } {
   if (typeof value === 'string') {
     let out = value;
-    for (const r of redactions) out = out.replace(r.pattern, r.replacement);
+    for (const r of redactions) out = r.pattern.replace(out, r.replacement);
     return { value: out, changed: out !== value };
   }
   if (Array.isArray(value)) {
@@ -139,18 +181,22 @@ export function compilePolicy(text: string, origin: string): LocalPolicy {
   }
   validate(doc);
   const rules = doc.rules.map(compileRule);
-  const fallback: Verdict =
+  const fallback: LocalVerdict =
     doc.default === 'deny'
       ? { action: 'deny', policyId: 'default', reason: doc.default_reason ?? 'no policy rule allows this request' }
       : { action: 'allow', policyId: '', reason: '' };
 
   return {
     ruleCount: rules.length,
-    async evaluate(event: HookEvent): Promise<Verdict> {
+    ruleIds: rules.map((r) => r.id),
+    text,
+    origin,
+    sha256: createHash('sha256').update(text).digest('hex'),
+    evaluate(call: LocalCall): LocalVerdict {
       for (const rule of rules) {
-        if (!matches(rule, event)) continue;
+        if (!matches(rule, call)) continue;
         if (rule.decision !== 'modify') return { action: rule.decision, policyId: rule.id, reason: rule.reason };
-        const redacted = redactValue(event.tool_input ?? {}, rule.redact);
+        const redacted = redactValue(call.toolInput ?? {}, rule.redact);
         if (!redacted.changed) return { action: 'allow', policyId: rule.id, reason: rule.reason };
         const toolInput = redacted.value as Record<string, unknown>;
         return { action: 'modify', policyId: rule.id, reason: rule.reason || 'redacted', toolInput, body: Buffer.from(JSON.stringify(toolInput)) };

@@ -1,10 +1,12 @@
 import type { GatewayClient } from '../gateway.ts';
-import type { Evaluator, HookEvent, Verdict } from './types.ts';
+import type { RemoteEvaluator, RemoteVerdict } from './types.ts';
 
 export const EVALUATE_HOOK_PATH = '/api/v1/daemon/evaluate-hook';
 const KNOWN = new Set(['allow', 'deny', 'ask', 'modify']);
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+/** Room for a modify payload as large as the largest body (base64 is 4/3 of it) and the answer around it. */
+export function maxAnswerBytes(maxBodyBytes: number): number {
+  return Math.max(16 * 1024 * 1024, Math.ceil(maxBodyBytes / 3) * 4 + 1024 * 1024);
+}
 
 /** Remote evaluation did not produce a decision the sidecar can act on. */
 export class RemoteEvaluationError extends Error {
@@ -15,17 +17,45 @@ export class RemoteEvaluationError extends Error {
   }
 }
 
+/** RFC 4648 §4 with padding, as Python's b64decode(validate=True) accepts it; one pass, no regex backtracking. */
+export function isStandardBase64(value: string): boolean {
+  if (value.length % 4 !== 0) return false;
+  const pad = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
+  for (let i = 0; i < value.length - pad; i++) {
+    const c = value.charCodeAt(i);
+    const ok = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 function text(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** Reads an EvaluateHook answer strictly: anything malformed is an error, never an allow. */
-export function parseHookAnswer(answer: unknown): Verdict {
+/**
+ * Python's truthiness, which the SDK's `data.get("decision") or "allow"`
+ * applies: a missing, null, empty (string, list, object), false or zero
+ * decision is a clean allow.
+ */
+function falsy(value: unknown): boolean {
+  if (value === undefined || value === null || value === false || value === 0 || value === '') return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return typeof value === 'object' && Object.keys(value).length === 0;
+}
+
+/**
+ * Reads an EvaluateHook answer as the SDK does. What the SDK cannot act on
+ * (an unknown decision, a modify without a usable payload) is an error here,
+ * never an allow: the fail mode decides. A modify's payload is forwarded
+ * exactly as decoded, whatever it holds.
+ */
+export function parseHookAnswer(answer: unknown): RemoteVerdict {
   if (answer === null || typeof answer !== 'object' || Array.isArray(answer)) {
     throw new RemoteEvaluationError('answer is not a JSON object');
   }
   const data = answer as Record<string, unknown>;
-  const decision = data.decision === undefined || data.decision === '' ? 'allow' : data.decision;
+  const decision = falsy(data.decision) ? 'allow' : data.decision;
   const reason = text(data.reason);
   const policyId = text(data.policy_id);
   if (typeof decision !== 'string' || !KNOWN.has(decision)) {
@@ -35,24 +65,14 @@ export function parseHookAnswer(answer: unknown): Verdict {
 
   const payload = data.modified_payload;
   if (typeof payload !== 'string' || payload === '') throw new RemoteEvaluationError('modify without modified_payload');
-  if (!BASE64.test(payload)) throw new RemoteEvaluationError('modified_payload is not standard base64');
-  const body = Buffer.from(payload, 'base64');
-  let toolInput: unknown;
-  try {
-    toolInput = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-  } catch {
-    throw new RemoteEvaluationError('modified_payload is not a JSON document');
-  }
-  if (toolInput === null || typeof toolInput !== 'object' || Array.isArray(toolInput)) {
-    throw new RemoteEvaluationError('modified_payload is not a JSON object');
-  }
-  return { action: 'modify', policyId, reason, toolInput: toolInput as Record<string, unknown>, body };
+  if (!isStandardBase64(payload)) throw new RemoteEvaluationError('modified_payload is not standard base64');
+  return { action: 'modify', policyId, reason, body: Buffer.from(payload, 'base64') };
 }
 
 /** EvaluateHook over the gateway client (bearer + DPoP), bounded by `timeoutMs`. */
-export function createRemoteEvaluator(options: { gateway: GatewayClient; timeoutMs: number }): Evaluator {
+export function createRemoteEvaluator(options: { gateway: GatewayClient; timeoutMs: number; maxAnswerBytes: number }): RemoteEvaluator {
   return {
-    async evaluate(event: HookEvent, signal?: AbortSignal): Promise<Verdict> {
+    async evaluate(event: Buffer, signal?: AbortSignal): Promise<RemoteVerdict> {
       const timeout = AbortSignal.timeout(options.timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       let response;
@@ -61,7 +81,7 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
           method: 'POST',
           path: EVALUATE_HOOK_PATH,
           headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body: Buffer.from(JSON.stringify(event)),
+          body: event,
           signal: combined,
           headersTimeoutMs: options.timeoutMs,
         });
@@ -78,7 +98,7 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
         let size = 0;
         for await (const chunk of response.body) {
           size += (chunk as Buffer).length;
-          if (size > MAX_ANSWER_BYTES) throw new RemoteEvaluationError('answer too large');
+          if (size > options.maxAnswerBytes) throw new RemoteEvaluationError('answer too large');
           chunks.push(chunk as Buffer);
         }
         raw = Buffer.concat(chunks);

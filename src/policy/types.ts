@@ -1,3 +1,6 @@
+/** Producer label the backend maps to its SDK audit source. */
+export const AGENT_LABEL = 'firstops-sdk';
+
 /** The EvaluateHook event, in the SDK's wire form (optional fields only when set). */
 export interface HookEvent {
   readonly event_type: 'pre_tool_use';
@@ -8,28 +11,37 @@ export interface HookEvent {
   readonly producer_can_apply_modify?: true;
 }
 
-/** Producer label the backend maps to its SDK audit source. */
-export const AGENT_LABEL = 'firstops-sdk';
-
-/** An `llm` channel event; without `toolInput` (a body that is not a JSON object) the field is left out. */
-export function llmEvent(toolName: string, toolInput?: Record<string, unknown>): HookEvent {
-  return {
-    event_type: 'pre_tool_use',
-    agent: AGENT_LABEL,
-    tool_name: toolName,
-    channel: 'llm',
-    ...(toolInput === undefined ? {} : { tool_input: toolInput }),
-    producer_can_apply_modify: true,
-  };
+/**
+ * The `llm` channel event for a JSON-object body, encoded around the body's
+ * own bytes: the body was already checked to be strict JSON (one object, no
+ * duplicate keys), so splicing it in gives the document JSON.stringify would,
+ * without a second serialisation of a large prompt. Field order is the SDK's.
+ */
+export function encodeLlmEvent(toolName: string, toolInputJson: Buffer): Buffer {
+  const head = Buffer.from(`{"event_type":"pre_tool_use","agent":"${AGENT_LABEL}","tool_name":${JSON.stringify(toolName)},"channel":"llm","tool_input":`);
+  return Buffer.concat([head, toolInputJson, EVENT_TAIL], head.length + toolInputJson.length + EVENT_TAIL.length);
 }
+const EVENT_TAIL = Buffer.from(',"producer_can_apply_modify":true}');
 
 export type PolicySource = 'local' | 'remote';
 
-/** What one policy source answered. */
-export type Verdict =
-  | { readonly action: 'allow'; readonly policyId: string; readonly reason: string }
-  | { readonly action: 'deny' | 'ask'; readonly policyId: string; readonly reason: string }
+/** What the local rules decided. */
+export type LocalVerdict =
+  | { readonly action: 'allow' | 'deny'; readonly policyId: string; readonly reason: string }
   | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly toolInput: Record<string, unknown>; readonly body: Buffer };
+
+/** What the gateway decided; a modify carries the payload bytes exactly as the gateway wrote them. */
+export type RemoteVerdict =
+  | { readonly action: 'allow' | 'deny' | 'ask'; readonly policyId: string; readonly reason: string }
+  | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly body: Buffer };
+
+export interface RemoteEvaluator {
+  /** `event` is the encoded EvaluateHook event (encodeLlmEvent). */
+  evaluate(event: Buffer, signal?: AbortSignal): Promise<RemoteVerdict>;
+}
+
+/** Why a policy answer could not be had, when the fail mode decides instead. */
+export type UnavailableCode = 'policy_unavailable' | 'policy_budget_exceeded';
 
 /** What the chain decided for a request. */
 export type ChainResult =
@@ -50,10 +62,6 @@ export type ChainResult =
       readonly policyId: string;
       readonly reason: string;
     }
-  | { readonly kind: 'unavailable'; readonly outcome: 'fail_closed'; readonly reason: string }
-  /** The client went away while the gateway was asked: nobody to answer, nothing to count. */
+  | { readonly kind: 'unavailable'; readonly outcome: 'fail_closed'; readonly source: PolicySource; readonly code: UnavailableCode; readonly reason: string }
+  /** The client went away while the policy was asked: nobody to answer, nothing to count. */
   | { readonly kind: 'aborted' };
-
-export interface Evaluator {
-  evaluate(event: HookEvent, signal?: AbortSignal): Promise<Verdict>;
-}

@@ -2,7 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { PolicyFileError, compilePolicy } from '../../src/policy/local.ts';
-import { llmEvent } from '../../src/policy/types.ts';
+
+/** A call on the llm channel, as the route builds it. */
+function llmEvent(toolName: string, toolInput?: Record<string, unknown>) {
+  return { toolName, channel: 'llm', toolInput };
+}
 
 const POLICY = `
 version: 1
@@ -58,7 +62,7 @@ test('invalid documents are refused with the schema path', () => {
   assert.throws(() => compilePolicy('rules: [{id: a, decision: maybe}]', 'f'), (e: Error) => e instanceof PolicyFileError && /\/rules\/0\/decision/.test(e.message));
   assert.throws(() => compilePolicy('rules: [{id: a, decision: modify}]', 'f'), /must have required property 'redact'/);
   assert.throws(() => compilePolicy('rules: []\nextra: 1', 'f'), /must NOT have additional properties/);
-  assert.throws(() => compilePolicy('rules: [{id: a, decision: modify, redact: [{pattern: "("}]}]', 'f'), /not a valid regular expression/);
+  assert.throws(() => compilePolicy('rules: [{id: a, decision: modify, redact: [{pattern: "("}]}]', 'f'), /redact\[0\]: pattern "\(" cannot be used: missing \)/);
   assert.throws(() => compilePolicy('rules: [\n', 'f'), /not valid YAML\/JSON/);
   assert.throws(() => compilePolicy('rules: []\nrules: []', 'f'), /not valid YAML\/JSON/);
 });

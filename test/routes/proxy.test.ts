@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createPolicyChain } from '../../src/policy/chain.ts';
+import { createInspector } from '../../src/policy/pool.ts';
 import { createLlmHandler } from '../../src/routes/llm.ts';
 import { createProxyApp } from '../../src/routes/proxy.ts';
 import { createDispatcher } from '../../src/upstream.ts';
@@ -14,7 +15,7 @@ function app() {
   const config = loadConfig({});
   const metrics = createMetrics({ defaultMetrics: false });
   const logger = createLogger({ level: 'silent', destination: new LogCapture() });
-  const chain = createPolicyChain({ local: () => undefined, remote: () => undefined, failMode: 'closed', metrics, logger });
+  const chain = createPolicyChain({ local: () => undefined, remote: () => undefined, inspector: createInspector({ workers: 1, offloadBytes: 65536, budgetMs: 1000, maxQueue: 1 }), failMode: 'closed', metrics, logger });
   const llm = createLlmHandler({ config, chain, dispatcher: createDispatcher({ connectTimeoutMs: 1000, headersTimeoutMs: 1000 }), metrics });
   const mcp = async (): Promise<Response> => new Response('mcp');
   return createProxyApp({ llm, mcp, logger });

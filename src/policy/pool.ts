@@ -1,0 +1,217 @@
+import { Worker } from 'node:worker_threads';
+import { inspect, type InspectInput, type Inspection } from './inspect.ts';
+import type { LocalPolicy } from './local.ts';
+
+/** What `Inspector.inspect` can answer besides an inspection. */
+export type InspectOutcome =
+  | Inspection
+  /** No answer within the budget (or no room to wait for one): the fail mode decides. */
+  | { readonly kind: 'unfinished'; readonly reason: string }
+  /** The client went away first. */
+  | { readonly kind: 'aborted' };
+
+export interface Inspector {
+  /**
+   * Bodies up to `offloadBytes` are inspected inline (microseconds to a few
+   * milliseconds, bounded by their size); larger ones on a worker thread, so
+   * the event loop keeps serving probes, metrics and other requests, within
+   * `budgetMs` from the moment they are queued.
+   */
+  inspect(input: InspectInput, policy: LocalPolicy | undefined, signal?: AbortSignal): Promise<InspectOutcome>;
+  /** Fails what is queued and stops the workers. */
+  close(): Promise<void>;
+}
+
+export interface InspectorOptions {
+  /** Worker threads at most; they start on first use and stop after `idleMs` without work. */
+  readonly workers: number;
+  readonly offloadBytes: number;
+  readonly budgetMs: number;
+  /** Large bodies waiting for a worker at most; more are answered `unfinished` at once. */
+  readonly maxQueue: number;
+  readonly idleMs?: number;
+}
+
+/** Main thread → worker. The policy text is sent only when the worker does not hold that version yet. */
+export interface TaskMessage {
+  readonly id: number;
+  readonly policy: { readonly key: string; readonly text?: string; readonly origin: string } | undefined;
+  readonly input: Omit<InspectInput, 'body'> & { readonly body: Uint8Array };
+}
+export type ResultMessage = { readonly id: number; readonly inspection: Inspection } | { readonly id: number; readonly error: string };
+
+interface Task {
+  readonly id: number;
+  readonly input: InspectInput;
+  readonly policy: LocalPolicy | undefined;
+  readonly settle: (outcome: InspectOutcome) => void;
+}
+
+interface Slot {
+  worker: Worker | undefined;
+  task: Task | undefined;
+  policyKey: string | undefined;
+  idle: NodeJS.Timeout | undefined;
+}
+
+const workerUrl = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+function validate(options: InspectorOptions): void {
+  const bad = (name: keyof InspectorOptions, min: number): void => {
+    const v = options[name];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new RangeError(`inspector option ${name} must be an integer >= ${min} (got ${v})`);
+  };
+  bad('workers', 1);
+  bad('offloadBytes', 0);
+  bad('budgetMs', 1);
+  bad('maxQueue', 0);
+  bad('idleMs', 1);
+}
+
+/** Bytes as a transferable copy: the request keeps its own body (it may still be forwarded). */
+function transferableCopy(body: Buffer): Uint8Array {
+  const copy = new Uint8Array(body.length);
+  copy.set(body);
+  return copy;
+}
+
+/** A worker's inspection with its rewritten body as a Buffer again (structured clone delivers a Uint8Array). */
+function revive(inspection: Inspection): Inspection {
+  if (inspection.kind !== 'inspected' || inspection.local?.action !== 'modify') return inspection;
+  const raw = inspection.local.body as Uint8Array;
+  return { ...inspection, local: { ...inspection.local, body: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength) } };
+}
+
+export function createInspector(options: InspectorOptions): Inspector {
+  validate(options);
+  const idleMs = options.idleMs ?? 30_000;
+  const slots: Slot[] = Array.from({ length: options.workers }, () => ({ worker: undefined, task: undefined, policyKey: undefined, idle: undefined }));
+  const queue: Task[] = [];
+  let nextId = 1;
+  let closed = false;
+
+  const stopWorker = (slot: Slot): void => {
+    clearTimeout(slot.idle);
+    slot.idle = undefined;
+    const worker = slot.worker;
+    slot.worker = undefined;
+    slot.policyKey = undefined;
+    if (worker) {
+      worker.removeAllListeners();
+      worker.on('error', () => undefined);
+      void worker.terminate();
+    }
+  };
+
+  const finish = (slot: Slot, outcome: InspectOutcome): void => {
+    const task = slot.task;
+    slot.task = undefined;
+    task?.settle(outcome);
+    pump();
+  };
+
+  const spawn = (slot: Slot): Worker => {
+    const worker = new Worker(workerUrl);
+    worker.unref();
+    worker.on('message', (message: ResultMessage) => {
+      if (slot.task?.id !== message.id) return;
+      finish(slot, 'error' in message ? { kind: 'unfinished', reason: `local policy evaluation failed: ${message.error}` } : revive(message.inspection));
+    });
+    const lost = (why: string): void => {
+      stopWorker(slot);
+      if (slot.task) finish(slot, { kind: 'unfinished', reason: why });
+    };
+    worker.on('error', (err: Error & { code?: string }) =>
+      lost(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the policy worker ran out of memory' : `the policy worker failed: ${err.message}`));
+    worker.on('exit', (code) => lost(`the policy worker exited (${code})`));
+    return worker;
+  };
+
+  const start = (slot: Slot, task: Task): void => {
+    clearTimeout(slot.idle);
+    slot.idle = undefined;
+    slot.task = task;
+    const worker = (slot.worker ??= spawn(slot));
+    const key = task.policy ? `${task.policy.sha256}:${task.policy.origin}` : undefined;
+    const policy = task.policy && key
+      ? { key, origin: task.policy.origin, ...(slot.policyKey === key ? {} : { text: task.policy.text }) }
+      : undefined;
+    slot.policyKey = key ?? slot.policyKey;
+    const { body, ...rest } = task.input;
+    const copy = transferableCopy(body);
+    const message: TaskMessage = { id: task.id, policy, input: { ...rest, body: copy } };
+    worker.postMessage(message, [copy.buffer as ArrayBuffer]);
+  };
+
+  function pump(): void {
+    for (const slot of slots) {
+      if (slot.task) continue;
+      const task = queue.shift();
+      if (task) {
+        start(slot, task);
+      } else if (slot.worker && !slot.idle) {
+        slot.idle = setTimeout(() => stopWorker(slot), idleMs);
+        slot.idle.unref();
+      }
+    }
+  }
+
+  return {
+    async inspect(input, policy, signal) {
+      if (input.body.length <= options.offloadBytes) return inspect(input, policy);
+      if (closed) return { kind: 'unfinished', reason: 'the sidecar is shutting down' };
+      if (signal?.aborted) return { kind: 'aborted' };
+      const busy = slots.every((s) => s.task !== undefined);
+      if (busy && queue.length >= options.maxQueue) {
+        return { kind: 'unfinished', reason: `${queue.length} large bodies are already waiting for a policy worker` };
+      }
+      return new Promise<InspectOutcome>((resolve) => {
+        let settled = false;
+        const task: Task = {
+          id: nextId++,
+          input,
+          policy,
+          settle: (outcome) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(deadline);
+            signal?.removeEventListener('abort', onAbort);
+            resolve(outcome);
+          },
+        };
+        const drop = (outcome: InspectOutcome): void => {
+          const queued = queue.indexOf(task);
+          if (queued !== -1) {
+            queue.splice(queued, 1);
+            task.settle(outcome);
+            return;
+          }
+          const slot = slots.find((s) => s.task === task);
+          if (!slot) return;
+          // A running evaluation cannot be interrupted in place: the worker goes, a fresh one takes the next task.
+          stopWorker(slot);
+          finish(slot, outcome);
+        };
+        const deadline = setTimeout(
+          () => drop({ kind: 'unfinished', reason: `local policy evaluation exceeded its budget of ${options.budgetMs} ms (FIRSTOPS_POLICY_BUDGET_MS)` }),
+          options.budgetMs,
+        );
+        const onAbort = (): void => drop({ kind: 'aborted' });
+        signal?.addEventListener('abort', onAbort, { once: true });
+        queue.push(task);
+        pump();
+      });
+    },
+
+    async close() {
+      closed = true;
+      for (const task of queue.splice(0)) task.settle({ kind: 'unfinished', reason: 'the sidecar is shutting down' });
+      await Promise.all(slots.map(async (slot) => {
+        const worker = slot.worker;
+        if (slot.task) finish(slot, { kind: 'unfinished', reason: 'the sidecar is shutting down' });
+        stopWorker(slot);
+        if (worker) await new Promise((r) => setImmediate(r));
+      }));
+    },
+  };
+}
