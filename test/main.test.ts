@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { startUpstream, sendJson } from './helpers/upstream.ts';
@@ -174,3 +175,38 @@ test('package version and build info agree', async () => {
   assert.equal(VERSION, pkg.version);
 });
 void once;
+
+test('a pattern RE2 cannot run is refused by serve (exit 2), by check, and by hot reload (the old rules stay)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fo-re2-'));
+  const file = join(dir, 'policy.yaml');
+  const lookahead = 'rules:\n  - id: scrub-keys\n    decision: modify\n    redact:\n      - pattern: "(?=sk-)\\\\w+"\n';
+  await writeFile(file, lookahead);
+  const env = { ...BASE_ENV, FIRSTOPS_POLICY_FILE: file };
+
+  const serve = runSidecar([], env);
+  const exit = await serve.exit();
+  assert.equal(exit.code, 2);
+  const fatal = serve.lines.find((l) => l.msg === 'startup failed')!;
+  assert.match(String((fatal.err as { message: string }).message), /rules\[0\] \(id "scrub-keys"\)\.redact\[0\]: pattern "\(\?=sk-\)\\\\w\+" cannot be used: invalid perl operator: \(\?=/);
+
+  const check = runSidecar(['check'], env);
+  assert.equal((await check.exit()).code, 1);
+  const report = JSON.parse(check.lines.map((l) => (l.unparsed ? l.msg : JSON.stringify(l))).join('\n')) as { problems: string[] };
+  assert.equal(report.problems.length, 1);
+  assert.match(report.problems[0]!, /^policy: rules\[0\] \(id "scrub-keys"\)\.redact\[0\]: pattern .*RE2 syntax/);
+
+  // Hot reload: start on good rules, then break them.
+  await writeFile(file, 'rules:\n  - id: no-preview\n    match: { input: { model: "*-preview" } }\n    decision: deny\n');
+  const upstream = await startUpstream((_req, res) => sendJson(res, 200, {}));
+  const sidecar = runSidecar([], { ...env, FIRSTOPS_UPSTREAM_OPENAI: upstream.url, FIRSTOPS_RELOAD_INTERVAL_MS: '100' });
+  const { proxy } = portsOf(await sidecar.waitFor('firstops-sidecar listening'));
+  await writeFile(`${file}.tmp`, lookahead);
+  await rename(`${file}.tmp`, file);
+  const rejected = await sidecar.waitFor('policy file rejected; keeping the rules in force');
+  assert.match(String((rejected.err as { message: string }).message), /"scrub-keys".*invalid perl operator/);
+  const denied = await fetch(`http://127.0.0.1:${proxy}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"x-preview"}' });
+  assert.equal(denied.status, 403, 'the rules in force still apply');
+  sidecar.child.kill('SIGTERM');
+  assert.equal((await sidecar.exit()).code, 0);
+  await upstream.close();
+});

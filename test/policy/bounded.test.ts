@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { chatCompletion, sendJson, startUpstream } from '../helpers/upstream.ts';
 import { startTestSidecar, TEST_API_KEY } from '../helpers/sidecar.ts';
 
@@ -92,7 +92,7 @@ rules:
   assert.equal(first.messages[0].content, `${long}?`, 'nothing ends in a run of a: untouched');
   await assert.rejects(
     client.chat.completions.create({ model: `${long}b`, messages: [{ role: 'user', content: 'x' }] }),
-    (err: OpenAI.APIError) => err.status === 403 && /glob matched/.test(err.message),
+    (err: APIError) => err.status === 403 && /glob matched/.test(err.message),
   );
   await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: long }] });
   assert.equal(JSON.parse(upstream.requests.at(-1)!.body.toString()).messages[0].content, '[A]');
@@ -186,7 +186,7 @@ test('a budget overrun follows the fail mode: a provider-shaped 503 when closed,
     const before = upstream.requests.length;
     const create = client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: prompt }] });
     if (mode === 'closed') {
-      await assert.rejects(create, (err: OpenAI.APIError) =>
+      await assert.rejects(create, (err: APIError) =>
         err.status === 503 && err.code === 'policy_budget_exceeded' && /FIRSTOPS_POLICY_BUDGET_MS/.test(err.message));
       assert.equal(upstream.requests.length, before, 'nothing forwarded');
     } else {
