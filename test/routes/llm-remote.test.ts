@@ -20,12 +20,19 @@ rules:
     redact: [{ pattern: "secret@example\\\\.com", replacement: "[email]" }]
 `;
 
+/** 2 MiB of every byte value: a payload that is no JSON, no UTF-8, and large. */
+const BINARY = Buffer.from(Array.from({ length: 2 * 1024 * 1024 }, (_, i) => (i * 7919 + (i >> 11)) % 256));
+
 /** The model name scripts the gateway's answer. */
 const SCRIPT: Record<string, HookReply> = {
   allow: { body: { decision: 'allow', policy_id: 'p-allow' } },
   deny: { body: { decision: 'deny', reason: 'remote says no', policy_id: 'p-deny' } },
   ask: { body: { decision: 'ask', reason: 'needs a human', policy_id: 'p-ask' } },
   modify: { body: { decision: 'modify', policy_id: 'p-mod', modified_payload: Buffer.from('{"model":"rewritten","messages":[]}').toString('base64') } },
+  'null-decision': { body: { decision: null, policy_id: 'p-null' } },
+  'empty-decision': { body: { decision: '', policy_id: 'p-empty' } },
+  'modify-text': { body: { decision: 'modify', policy_id: 'p-text', modified_payload: Buffer.from('not json at all').toString('base64') } },
+  'modify-binary': { body: { decision: 'modify', policy_id: 'p-bin', modified_payload: BINARY.toString('base64') } },
   'fail-500': { status: 500, body: { error: 'boom' } },
   'fail-401': { status: 401, body: { error: 'invalid_token' } },
   'fail-timeout': { delayMs: 1500, body: { decision: 'allow' } },
@@ -121,6 +128,36 @@ for (const mode of ['closed', 'open'] as const) {
       await post(sidecar, { model: 'modify', messages: [{ role: 'user', content: 'x' }] });
       assert.equal(upstream.requests.at(-1)!.body.toString(), '{"model":"rewritten","messages":[]}');
       assert.equal(upstream.requests.at(-1)!.headers['content-length'], '35');
+    });
+
+    test('a null or empty decision is a clean allow, as in the SDK', async () => {
+      for (const model of ['null-decision', 'empty-decision']) {
+        const before = upstream.requests.length;
+        const { status } = await post(sidecar, { model, messages: [] });
+        assert.equal(status, 200, model);
+        assert.equal(upstream.requests.length, before + 1);
+        assert.equal(sidecar.logs.requests().at(-1)!.decision, 'allow');
+      }
+      assert.equal(await sidecar.metricValue('firstops_policy_decisions_total', { source: 'remote', outcome: 'fail_open' }), 0);
+      assert.equal(await sidecar.metricValue('firstops_policy_decisions_total', { source: 'remote', outcome: 'fail_closed' }), 0);
+    });
+
+    test('a modify payload is forwarded byte-exact whatever it holds, with a true Content-Length and the client\'s Content-Type', async () => {
+      for (const [model, bytes] of [['modify-text', Buffer.from('not json at all')], ['modify-binary', BINARY]] as const) {
+        const res = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${TEST_API_KEY}` },
+          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'mail secret@example.com' }] }),
+        });
+        assert.equal(res.status, 200, model);
+        await res.arrayBuffer();
+        const seen = upstream.requests.at(-1)!;
+        assert.ok(seen.body.equals(bytes), `${model}: the gateway's bytes, not the original`);
+        assert.equal(seen.headers['content-length'], String(bytes.length));
+        assert.equal(seen.headers['content-type'], 'application/json; charset=utf-8');
+        assert.equal(sidecar.logs.requests().at(-1)!.decision, 'modify');
+        assert.ok(!seen.body.includes('secret@example.com'));
+      }
     });
 
     test('a local deny stops the chain; a local redaction is what the gateway sees', async () => {
