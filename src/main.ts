@@ -13,11 +13,17 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-function onSignals(stop: () => Promise<void>): void {
+/**
+ * SIGTERM or SIGINT starts one drain and the process exits with its result
+ * (0 after a clean drain). A repeat while draining is ignored: under
+ * `npm start` one signal to the process group arrives twice (once directly,
+ * once forwarded by npm), and the drain is bounded by its own deadline.
+ */
+function onSignals(stop: () => Promise<void>, log: (signal: string) => void): void {
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
-      if (stopping) process.exit(1);
+      if (stopping) return log(signal);
       stopping = true;
       stop().then(
         () => process.exit(0),
@@ -44,7 +50,7 @@ switch (command) {
     const level = LOG_LEVELS.find((l) => l === env.FIRSTOPS_LOG_LEVEL?.trim().toLowerCase()) ?? 'info';
     const logger = createLogger({ level, base: { component: 'injector' } });
     const injector = await startInjector({ env, logger }).catch((err: Error) => fail(err.message, 2));
-    onSignals(() => injector.close());
+    onSignals(() => injector.close(), (signal) => logger.info({ signal }, 'already shutting down; signal ignored'));
     break;
   }
   case 'serve': {
@@ -66,7 +72,7 @@ switch (command) {
       onSignals(async () => {
         await sidecar.drain();
         logger.flush();
-      });
+      }, (signal) => logger.info({ signal }, 'already draining; signal ignored (FIRSTOPS_DRAIN_TIMEOUT_MS bounds the drain)'));
     } catch (err) {
       // A bad identity or policy file, a port in use: one clear line and a non-zero exit.
       if (err instanceof Error) {
