@@ -21,6 +21,9 @@ import { startUpstream, type FakeUpstream } from '../helpers/upstream.ts';
 import type { RecordedRequest } from '../helpers/server.ts';
 import { chatBody, rawExchange, tempDir, writePolicy, type RawResponse } from '../faults/lib.ts';
 import { hasDuplicateKeys } from './json.ts';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { compilePattern } from '../../src/policy/regex.ts';
 
 const MAX_BODY = 8192;
 const PREFIX = '/llm/openai';
@@ -38,6 +41,19 @@ const POLICY = {
     { id: 'redact', match: { channel: 'llm' }, decision: 'modify', redact: [{ pattern: 'SECRET-[0-9]+', replacement: '[x]' }] },
   ],
 };
+
+/**
+ * The shipped example policy, as users run it, with the fuzz suite's two
+ * markers added: a deny rule first, and SECRET-n among its redactions.
+ */
+const EXAMPLE = parseYaml(readFileSync(new URL('../../examples/policy.yaml', import.meta.url), 'utf8')) as { rules: Array<{ id: string; redact?: unknown[] }> };
+const EXAMPLE_PLUS_MARKERS = {
+  ...EXAMPLE,
+  rules: [POLICY.rules[0]!, ...EXAMPLE.rules.map((r) => (r.redact ? { ...r, redact: [...r.redact, POLICY.rules[1]!.redact![0]] } : r))],
+};
+const POLICIES: ReadonlyArray<[string, unknown]> = [['fuzz policy', POLICY], ['shipped example policy', EXAMPLE_PLUS_MARKERS]];
+/** The example policy's e-mail pattern, on RE2 as the sidecar runs it (a backtracking check would be slow here). */
+const EMAIL = compilePattern('[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}', '');
 
 export interface FuzzCase {
   readonly name: string;
@@ -199,6 +215,9 @@ function generated(seed: number, count: number): FuzzCase[] {
     () => chatBody('hi'), () => chatBody('SECRET-7 inside'), () => '{"model":"deny-me"}', () => '{"model":"deny-me","model":"x"}', () => '{"a":1,"a":2}',
     () => '', () => 'not json', () => '{"model":', () => '[1,2,3]', () => 'null', () => '\ufeff{"a":1}', () => '{"a":"\\u0000"}',
     () => `{"x":${'['.repeat(500)}${']'.repeat(500)}}`, () => chatBody('y'.repeat(Math.floor(rand() * MAX_BODY * 1.2))),
+    // Long single tokens and what the example policy's patterns look for.
+    () => chatBody('a1'.repeat(Math.floor(rand() * MAX_BODY / 2.2))), () => chatBody(`${'x.'.repeat(Math.floor(rand() * 3000))}@${'y'.repeat(500)}`),
+    () => chatBody('mail SECRET-1 to bob@example.com, key sk-ABCDEFGHIJKLMNOPQRSTUVWX'), () => chatBody(`AKIA${'A'.repeat(Math.floor(rand() * 4000))}`),
   ];
   const randomBytes = (): Buffer => Buffer.from(Array.from({ length: 64 }, () => Math.floor(rand() * 256)));
   const contentTypes = [JSON_CT, JSON_CT, 'Content-Type: text/plain', 'Content-Type: application/x-ndjson', 'Content-Type: application/problem+json', ''];
@@ -230,7 +249,7 @@ function generated(seed: number, count: number): FuzzCase[] {
   return cases;
 }
 
-describe('proxy port fuzz', () => {
+for (const [label, policy] of POLICIES) describe(`proxy port fuzz (${label})`, () => {
   let identity: TestIdentity;
   let gateway: FakeGateway;
   let upstream: FakeUpstream;
@@ -239,7 +258,7 @@ describe('proxy port fuzz', () => {
 
   before(async () => {
     dir = await tempDir();
-    await writePolicy(join(dir.dir, 'policy.json'), POLICY);
+    await writePolicy(join(dir.dir, 'policy.json'), policy);
     identity = await makeIdentityDir();
     gateway = await startGateway();
     gateway.trust(identity.jkt, identity.agentId);
@@ -316,6 +335,7 @@ describe('proxy port fuzz', () => {
         }
         assert.ok(same, `${what}: the forwarded body is not what the policy evaluated: ${text.slice(0, 80)} vs ${JSON.stringify(governed).slice(0, 80)} (${f.url})`);
         assert.ok(!text.includes('SECRET-'), `${what}: a redaction was not applied to the forwarded body`);
+        if (policy !== POLICY) assert.ok(!EMAIL.test(text), `${what}: an address the example policy redacts was forwarded`);
       } else {
         assert.equal(evaluated.length, 0);
         assert.equal(looksLikeObject(f.body), false, `${what}: a JSON object was forwarded without evaluation`);
