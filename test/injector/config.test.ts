@@ -73,7 +73,7 @@ describe('injector config', () => {
       FIRSTOPS_INJECTOR_NATIVE_SIDECAR: 'yes',
       FIRSTOPS_INJECTOR_SIDECAR_IMAGE_PULL_POLICY: 'Sometimes',
       FIRSTOPS_INJECTOR_MISSING_SECRET: 'ignore',
-      FIRSTOPS_INJECTOR_SIDECAR_ENV: '{"FIRSTOPS_FAIL_MODE":"maybe","FIRSTOPS_GATEWAY_URL":"not a url","1BAD":"x","N":3}',
+      FIRSTOPS_INJECTOR_SIDECAR_ENV: '{"FIRSTOPS_FAIL_MODE":"maybe","FIRSTOPS_GATEWAY_URL":"not a url","1BAD":"x","N":3,"FIRSTOPS_POLICY_BUDGET_MS":"0","FIRSTOPS_POLICY_WORKERS":"many"}',
       FIRSTOPS_INJECTOR_SIDECAR_RESOURCES: '{"requests":{"memory":"2Gi","gpu":"1"},"limits":{"memory":"1Gi"}}',
       FIRSTOPS_INJECTOR_POLICY_CONFIGMAP: 'Bad_Name',
       FIRSTOPS_INJECTOR_EXCLUDED_NAMESPACES: 'ok,Not OK',
@@ -91,6 +91,8 @@ describe('injector config', () => {
       'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_GATEWAY_URL="not a url": expected an absolute http:// or https:// URL',
       'FIRSTOPS_INJECTOR_SIDECAR_ENV: key is not a valid environment variable name ("1BAD")',
       'FIRSTOPS_INJECTOR_SIDECAR_ENV: N must be a string',
+      'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_POLICY_BUDGET_MS="0": expected an integer from 1 to 600000',
+      'FIRSTOPS_INJECTOR_SIDECAR_ENV: FIRSTOPS_POLICY_WORKERS="many": expected an integer from 1 to 64',
       'FIRSTOPS_INJECTOR_SIDECAR_RESOURCES: requests.gpu is not supported',
       'FIRSTOPS_INJECTOR_SIDECAR_RESOURCES: memory request 2Gi exceeds its limit 1Gi',
       'FIRSTOPS_INJECTOR_POLICY_CONFIGMAP must be a Kubernetes object name',
@@ -98,7 +100,7 @@ describe('injector config', () => {
     ]) {
       assert.ok(text.includes(expected), `missing issue ${JSON.stringify(expected)} in:\n${text}`);
     }
-    assert.equal(issues.length, 15);
+    assert.equal(issues.length, 17);
   });
 
   it('refuses at start every sidecar env value the sidecar itself would refuse (its own loadConfig)', () => {
