@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chatCompletion, openAiChunk } from '../helpers/upstream.ts';
+import { COUNTS_PATH } from './counts.ts';
 
 /** ~1 KB chat completion, serialised once. */
 const COMPLETION = Buffer.from(JSON.stringify(chatCompletion(
@@ -50,17 +51,37 @@ function stream(req: IncomingMessage, res: ServerResponse): void {
   res.once('close', () => clearInterval(timer));
 }
 
+const BAD_REQUEST = Buffer.from('{"error":"the bench sends a POST with a body"}');
+
 const upstream = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   readBody(req, (body) => {
+    // Anything but a POST with a body is a broken load generator (a wrk
+    // script that failed to load sends bare GETs): a 400 the bench counts.
+    if (req.method !== 'POST' || body.length === 0) {
+      res.writeHead(400, { 'content-type': 'application/json', 'content-length': BAD_REQUEST.length });
+      res.end(BAD_REQUEST);
+      return;
+    }
     // A substring test, not a parse: the stand-in should cost as little as it can.
     if (body.includes('"stream":true')) stream(req, res);
     else json(res, COMPLETION);
   });
 });
 
+/** What the gateway was asked, for the bench to check against what the load generator counted. */
+const counts = { evaluations: 0, mcp: 0 }; // GatewayCounts, served at GET COUNTS_PATH
+
 const gateway = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  if (req.method === 'GET' && req.url === COUNTS_PATH) {
+    json(res, Buffer.from(JSON.stringify(counts)));
+    return;
+  }
   readBody(req, (body) => {
-    if (req.url?.endsWith('/evaluate-hook')) return json(res, ALLOW);
+    if (req.url?.endsWith('/evaluate-hook')) {
+      counts.evaluations++;
+      return json(res, ALLOW);
+    }
+    counts.mcp++;
     // MCP: answer a JSON-RPC request with an empty result, same id.
     const id = /"id"\s*:\s*("[^"]*"|\d+)/.exec(body)?.[1] ?? 'null';
     json(res, Buffer.from(`{"jsonrpc":"2.0","id":${id},"result":{"tools":[]}}`));

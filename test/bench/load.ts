@@ -32,15 +32,22 @@ function hasWrk(): boolean {
 
 export const loadTool = hasWrk() ? 'wrk' : 'autocannon';
 
+/**
+ * A Lua long-bracket string. Used as a table key it needs a space after `[`:
+ * `t[[==[k]==]]` would open a level-0 long string at `[[`, a syntax error
+ * on which wrk drops the whole script and sends bare GETs without a body.
+ */
 function luaString(text: string): string {
   if (text.includes(']==]')) throw new Error('body not representable in the wrk script');
   return `[==[${text}]==]`;
 }
 
+/** Runs a load tool; anything on its stderr (e.g. wrk's script errors, which it survives) is a failure. */
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} failed: ${err.message}\n${stderr}`));
+      else if (stderr.trim()) reject(new Error(`${cmd} wrote to stderr:\n${stderr}`));
       else resolve(stdout);
     });
   });
@@ -51,7 +58,7 @@ export async function throughput(req: Request, options: { connections: number; s
   if (loadTool === 'wrk') {
     const script = join(options.scratch, `wrk-${Buffer.from(req.url + req.body).toString('base64url').slice(-24)}.lua`);
     const lines = [`wrk.method = "POST"`, `wrk.body = ${luaString(req.body)}`];
-    for (const [name, value] of Object.entries(req.headers)) lines.push(`wrk.headers[${luaString(name)}] = ${luaString(value)}`);
+    for (const [name, value] of Object.entries(req.headers)) lines.push(`wrk.headers[ ${luaString(name)} ] = ${luaString(value)}`);
     writeFileSync(script, `${lines.join('\n')}\n`);
     const out = await run('taskset', ['-c', String(options.core), 'wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '-s', script, req.url]);
     const done = /(\d+) requests in ([\d.]+)(m?s)/.exec(out);

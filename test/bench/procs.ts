@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import { makeIdentityDir } from '../helpers/identity.ts';
+import { COUNTS_PATH, type GatewayCounts } from './counts.ts';
 
 export const LOAD_CORE = 0;
 export const PROXY_CORE = 1;
@@ -132,6 +133,8 @@ export interface Bench {
   readonly remoteEnv: Record<string, string>;
   /** `node dist/main.js` on the proxy core, stdout (the request log) to /dev/null; resolves once /readyz answers 200. */
   startSidecar(env: Record<string, string>, nodeFlags?: string[]): Promise<SidecarProcess>;
+  /** What the fake gateway has answered so far. */
+  gatewayCounts(): Promise<GatewayCounts>;
   close(): Promise<void>;
 }
 
@@ -178,6 +181,10 @@ export async function setUp(): Promise<Bench> {
         if (await readyz(adminPort)) return { child, pid: child.pid!, port, adminPort, readyMs: performance.now() - started };
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
+    },
+    async gatewayCounts() {
+      const res = await request(gatewayUrl + COUNTS_PATH);
+      return (await res.body.json()) as GatewayCounts;
     },
     close: () => stop(fakes),
   };

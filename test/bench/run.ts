@@ -106,9 +106,33 @@ function cpuBefore(pid: number | undefined): number {
   return pid ? cpuSeconds(pid) : 0;
 }
 
+/**
+ * A remote figure counts only if the fake gateway answered one evaluation
+ * (or, for MCP, one forwarded call) per request the load generator saw
+ * served. wrk stops with up to `inFlight` requests unanswered that may
+ * already have reached the gateway, hence the slack. Totals land in the
+ * result file; a mismatch ends the bench.
+ */
+const gatewayCheck: Record<string, { served: number; atGateway: number }> = {};
+async function checkGateway<T>(t: Target, run: () => Promise<T>, served: (r: T) => number, inFlight = 0): Promise<T> {
+  const kind = t.name === 'remote' ? 'evaluations' : t.name === 'mcp_remote' || t.name === 'mcp_direct' ? 'mcp' : undefined;
+  if (!kind) return run();
+  const before = (await bench.gatewayCounts())[kind];
+  const result = await run();
+  const atGateway = (await bench.gatewayCounts())[kind] - before;
+  const n = served(result);
+  const sum = (gatewayCheck[t.name] ??= { served: 0, atGateway: 0 });
+  sum.served += n;
+  sum.atGateway += atGateway;
+  if (atGateway < n || atGateway > n + inFlight) {
+    throw new Error(`${t.name}: the load generator counted ${n} requests served, the fake gateway ${atGateway} ${kind}: the figure does not measure what it says`);
+  }
+  return result;
+}
+
 async function measureThroughput(t: Target, key: string, r: Request, connections: number): Promise<void> {
   const cpu0 = cpuBefore(t.pid);
-  const result = await throughput(r, { connections, seconds: SECONDS, core: LOAD_CORE, scratch });
+  const result = await checkGateway(t, () => throughput(r, { connections, seconds: SECONDS, core: LOAD_CORE, scratch }), (x) => x.requests, connections);
   countErrors(t.name, result.errors);
   push(rps, t.name, key, result.rps);
   if (t.pid) push(cpuPer1k, t.name, key, ((cpuSeconds(t.pid) - cpu0) / result.requests) * 1000);
@@ -141,24 +165,24 @@ for (let round = 1; round <= ROUNDS; round++) {
     }
   }
   for (const t of targets) {
-    const c1 = await sequential(req(t.url, JSON_BODY), { seconds: SECONDS });
+    const c1 = await checkGateway(t, () => sequential(req(t.url, JSON_BODY), { seconds: SECONDS }), (x) => x.total.length);
     countErrors(t.name, c1.errors);
     (pooledC1[t.name] ??= []).push(...c1.total);
 
     const cpu0 = cpuBefore(t.pid);
-    const rated = await fixedRate(req(t.url, JSON_BODY), { rate: RATE, seconds: SECONDS });
+    const rated = await checkGateway(t, () => fixedRate(req(t.url, JSON_BODY), { rate: RATE, seconds: SECONDS }), (x) => x.total.length, 0);
     countErrors(t.name, rated.errors);
     (pooledRate[t.name] ??= []).push(...rated.total);
     push(latency, t.name, 'achieved_rate', rated.achievedRate);
     if (t.pid) push(cpuPer1k, t.name, `json_${RATE}rps`, ((cpuSeconds(t.pid) - cpu0) / rated.total.length) * 1000);
 
-    const ttfb = await sequential(req(streamUrl(t.url), STREAM_BODY), { count: 300 });
+    const ttfb = await checkGateway(t, () => sequential(req(streamUrl(t.url), STREAM_BODY), { count: 300 }), (x) => x.total.length);
     countErrors(t.name, ttfb.errors);
     (pooledTtfb[t.name] ??= []).push(...ttfb.firstByte);
   }
   for (const t of mcpTargets) {
     await measureThroughput({ ...t, name: `mcp_${t.name}` }, 'mcp_c16', req(t.url, MCP_BODY, MCP_HEADERS), 16);
-    const c1 = await sequential(req(t.url, MCP_BODY, MCP_HEADERS), { seconds: SECONDS });
+    const c1 = await checkGateway({ ...t, name: `mcp_${t.name}` }, () => sequential(req(t.url, MCP_BODY, MCP_HEADERS), { seconds: SECONDS }), (x) => x.total.length);
     countErrors(`mcp_${t.name}`, c1.errors);
     (pooledMcpC1[t.name] ??= []).push(...c1.total);
   }
@@ -261,7 +285,7 @@ const ratio = (r: Row, of: string, to: string): string => {
   if (a === undefined || b === undefined || b === 0 || r.figure.startsWith('added') || r.figure.startsWith('MCP')) return '';
   return r.unit === 'req/s' ? `${((a / b) * 100).toFixed(0)}%` : `${(a / b).toFixed(2)}×`;
 };
-const header = ['figure', 'unit', ...targets.map((t) => t.label), 'local ÷ direct', 'local ÷ ceiling', 'remote ÷ ceiling'];
+const header = ['figure', 'unit', ...targets.map((t) => t.label), 'local ÷ direct', 'local ÷ ceiling', 'remote ÷ ceiling', 'remote ÷ local'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
 for (const r of rows) {
   // MCP rows: the "direct" column is the gateway itself and the "remote" column the sidecar.
@@ -269,7 +293,7 @@ for (const r of rows) {
   const mcpRatio = r.figure.startsWith('MCP') && r.values.direct && r.values.remote
     ? (r.unit === 'req/s' ? `${((r.values.remote / r.values.direct) * 100).toFixed(0)}% (sidecar ÷ direct)` : `${(r.values.remote / r.values.direct).toFixed(2)}× (sidecar ÷ direct)`)
     : '';
-  lines.push(`| ${[r.figure, r.unit, ...cells, ratio(r, 'local', 'direct') || mcpRatio, ratio(r, 'local', 'ceiling'), ratio(r, 'remote', 'ceiling')].join(' | ')} |`);
+  lines.push(`| ${[r.figure, r.unit, ...cells, ratio(r, 'local', 'direct') || mcpRatio, ratio(r, 'local', 'ceiling'), ratio(r, 'remote', 'ceiling'), ratio(r, 'remote', 'local')].join(' | ')} |`);
 }
 const markdown = lines.join('\n');
 
@@ -293,6 +317,8 @@ const result = {
     profile: PROFILE,
   },
   errors,
+  /** Requests the load generator saw served vs requests the fake gateway answered, per gateway-backed target. */
+  gateway_check: gatewayCheck,
   targets: Object.fromEntries(targets.map((t) => [t.name, t.label])),
   rows,
   raw: { rps, cpuPer1k, latency, startupMs, startupCachedMs, streamRss, peakRss },
@@ -303,6 +329,7 @@ writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 
 process.stdout.write(`\n${machine.cpu}, ${machine.nproc} cores, node ${machine.node}, ${machine.load_tool}\n\n${markdown}\n\n`);
 const bad = Object.entries(errors).filter(([, n]) => n > 0);
+process.stdout.write(`gateway check (served by the load generator / answered by the fake gateway): ${Object.entries(gatewayCheck).map(([t, c]) => `${t} ${c.served}/${c.atGateway}`).join(', ')}\n`);
 if (bad.length) process.stdout.write(`errors (non-2xx or socket): ${bad.map(([t, n]) => `${t} ${n}`).join(', ')}\n`);
 process.stdout.write(`written to ${file}\n`);
 log('done');
