@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
-import { IdentityError, createIdentity, htuOf, readIdentityFiles } from '../src/identity.ts';
+import { IdentityError, createIdentity, derToJose, htuOf, readIdentityFiles } from '../src/identity.ts';
 import { emptyDir, generateKey, makeIdentityDir } from './helpers/identity.ts';
 
 for (const format of ['pkcs8', 'sec1'] as const) {
@@ -69,4 +69,24 @@ test('readIdentityFiles: both, neither, or a clear error for one', async () => {
   await assert.rejects(readIdentityFiles(empty.dir), /private-key.pem is missing beside agent-id/);
   await id.cleanup();
   await empty.cleanup();
+});
+
+test('derToJose turns every DER ECDSA signature into the r||s a verifier expects, short and padded integers included', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const data = Buffer.from('payload');
+  let short = 0;
+  let padded = 0;
+  for (let i = 0; i < 3000; i++) {
+    const der = sign('sha256', data, privateKey);
+    const rLen = der[3]!;
+    const sLen = der[5 + rLen]!;
+    if (rLen < 32 || sLen < 32) short++;
+    if (rLen === 33 || sLen === 33) padded++;
+    const jose = derToJose(der);
+    assert.equal(jose.length, 64);
+    assert.ok(verify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, jose), `signature ${i} does not verify`);
+  }
+  // 3000 signatures all but surely include both shapes (a 1/128 and a ~1/2 chance each).
+  assert.ok(short > 0 && padded > 0, `short ${short}, padded ${padded}`);
+  assert.throws(() => derToJose(Buffer.alloc(8)), /not a DER ECDSA signature/);
 });
