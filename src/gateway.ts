@@ -13,6 +13,8 @@ export interface GatewayRequest {
   readonly body?: Buffer | undefined;
   readonly signal?: AbortSignal;
   readonly headersTimeoutMs?: number;
+  /** Longest silence while the answer body arrives; the dispatcher's default (none) otherwise. */
+  readonly bodyTimeoutMs?: number;
 }
 
 export interface GatewayClient {
@@ -57,6 +59,7 @@ export function createGatewayClient(options: {
       body: req.body,
       signal: req.signal,
       headersTimeout: req.headersTimeoutMs,
+      ...(req.bodyTimeoutMs === undefined ? {} : { bodyTimeout: req.bodyTimeoutMs }),
     });
     const fresh = header(response.headers, 'dpop-nonce');
     if (fresh) nonce = fresh;

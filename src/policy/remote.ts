@@ -69,12 +69,26 @@ export function parseHookAnswer(answer: unknown): RemoteVerdict {
   return { action: 'modify', policyId, reason, body: Buffer.from(payload, 'base64') };
 }
 
-/** EvaluateHook over the gateway client (bearer + DPoP), bounded by `timeoutMs`. */
+const timedOut = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code;
+  return code === 'gateway_timeout' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+};
+
+/**
+ * EvaluateHook over the gateway client (bearer + DPoP), bounded by
+ * `timeoutMs`: undici's per-request headers and body timeouts (timers it
+ * already keeps per connection) plus a deadline checked at every answer
+ * chunk, instead of an AbortSignal.timeout and an AbortSignal.any per
+ * request (a timer, composite-signal bookkeeping and listener churn in the
+ * profile). The client's own signal goes to undici as it is. Connect time is
+ * bounded by FIRSTOPS_CONNECT_TIMEOUT_MS, as for every hop.
+ */
 export function createRemoteEvaluator(options: { gateway: GatewayClient; timeoutMs: number; maxAnswerBytes: number }): RemoteEvaluator {
+  const { timeoutMs } = options;
+  const tooSlow = `timed out after ${timeoutMs} ms`;
   return {
     async evaluate(event: Buffer, signal?: AbortSignal): Promise<RemoteVerdict> {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
-      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      const deadline = performance.now() + timeoutMs;
       let response;
       try {
         response = await options.gateway.request({
@@ -82,11 +96,12 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
           path: EVALUATE_HOOK_PATH,
           headers: { 'content-type': 'application/json', accept: 'application/json' },
           body: event,
-          signal: combined,
-          headersTimeoutMs: options.timeoutMs,
+          signal,
+          headersTimeoutMs: timeoutMs,
+          bodyTimeoutMs: timeoutMs,
         });
       } catch (err) {
-        throw new RemoteEvaluationError(timeout.aborted ? `timed out after ${options.timeoutMs} ms` : `gateway unreachable (${(err as { code?: string }).code ?? 'error'})`, { cause: err });
+        throw new RemoteEvaluationError(timedOut(err) ? tooSlow : `gateway unreachable (${(err as { code?: string }).code ?? 'error'})`, { cause: err });
       }
       if (response.statusCode !== 200) {
         await response.body.dump();
@@ -99,12 +114,13 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
         for await (const chunk of response.body) {
           size += (chunk as Buffer).length;
           if (size > options.maxAnswerBytes) throw new RemoteEvaluationError('answer too large');
+          if (performance.now() > deadline) throw new RemoteEvaluationError(tooSlow);
           chunks.push(chunk as Buffer);
         }
-        raw = Buffer.concat(chunks);
+        raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       } catch (err) {
         if (err instanceof RemoteEvaluationError) throw err;
-        throw new RemoteEvaluationError(timeout.aborted ? `timed out after ${options.timeoutMs} ms` : 'answer body failed', { cause: err });
+        throw new RemoteEvaluationError(timedOut(err) ? tooSlow : 'answer body failed', { cause: err });
       }
       let answer: unknown;
       try {
