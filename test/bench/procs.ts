@@ -80,6 +80,23 @@ async function readyz(adminPort: number): Promise<boolean> {
   }
 }
 
+/**
+ * Resolves once the sidecar serves nothing (firstops_inflight_requests is 0
+ * on every route): a load generator that stopped may leave requests in flight
+ * that still reach the gateway.
+ */
+export async function settled(adminPort: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const res = await request(`http://127.0.0.1:${adminPort}/metrics`);
+    const text = await res.body.text();
+    const busy = [...text.matchAll(/^firstops_inflight_requests\{[^}]*\} (\d+)/gm)].some((m) => m[1] !== '0');
+    if (!busy) return;
+    if (performance.now() > deadline) throw new Error(`sidecar on admin port ${adminPort} still busy after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 /** utime + stime of a process, in seconds (10 ms resolution). */

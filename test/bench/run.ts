@@ -10,7 +10,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { LOAD_CORE, PROXY_CORE, cpuSeconds, memory, setUp, startCeiling, stop, watchdog } from './procs.ts';
+import { LOAD_CORE, PROXY_CORE, cpuSeconds, memory, settled, setUp, startCeiling, stop, watchdog } from './procs.ts';
 import { concurrentStreams, fixedRate, loadTool, median, percentile, sequential, throughput, type Request } from './load.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -71,6 +71,8 @@ interface Target {
   readonly label: string;
   readonly url: string;
   readonly pid: number | undefined;
+  /** A sidecar's admin port, to wait for its in-flight requests to finish. */
+  readonly adminPort?: number;
 }
 
 const CHAT_PATH = '/v1/chat/completions';
@@ -79,12 +81,12 @@ const targets: Target[] = [
   { name: 'direct', label: 'direct', url: upstreamUrl + CHAT_PATH, pid: undefined },
   { name: 'ceiling', label: 'Node ceiling', url: `http://127.0.0.1:${ceilingPort}${PROXY_PATH}`, pid: ceiling.pid },
   { name: 'local', label: 'sidecar, local policy', url: `http://127.0.0.1:${local.port}${PROXY_PATH}`, pid: local.pid },
-  { name: 'remote', label: 'sidecar, remote eval', url: `http://127.0.0.1:${remote.port}${PROXY_PATH}`, pid: remote.pid },
+  { name: 'remote', label: 'sidecar, remote eval', url: `http://127.0.0.1:${remote.port}${PROXY_PATH}`, pid: remote.pid, adminPort: remote.adminPort },
   { name: 'local_warn', label: 'sidecar, local, log warn', url: `http://127.0.0.1:${localWarn.port}${PROXY_PATH}`, pid: localWarn.pid },
 ];
 const mcpTargets: Target[] = [
   { name: 'direct', label: 'direct to gateway', url: `${gatewayUrl}/mcp/x`, pid: undefined },
-  { name: 'remote', label: 'sidecar (DPoP-signed)', url: `http://127.0.0.1:${remote.port}/mcp/x`, pid: remote.pid },
+  { name: 'remote', label: 'sidecar (DPoP-signed)', url: `http://127.0.0.1:${remote.port}/mcp/x`, pid: remote.pid, adminPort: remote.adminPort },
 ];
 
 const req = (url: string, body: string, headers = HEADERS): Request => ({ url, body, headers });
@@ -110,8 +112,9 @@ function cpuBefore(pid: number | undefined): number {
  * A remote figure counts only if the fake gateway answered one evaluation
  * (or, for MCP, one forwarded call) per request the load generator saw
  * served. wrk stops with up to `inFlight` requests unanswered that may
- * already have reached the gateway, hence the slack. Totals land in the
- * result file; a mismatch ends the bench.
+ * still reach the gateway, hence the slack; the count is read once the
+ * sidecar has finished them. Totals land in the result file; a mismatch
+ * ends the bench.
  */
 const gatewayCheck: Record<string, { served: number; atGateway: number }> = {};
 async function checkGateway<T>(t: Target, run: () => Promise<T>, served: (r: T) => number, inFlight = 0): Promise<T> {
@@ -119,6 +122,7 @@ async function checkGateway<T>(t: Target, run: () => Promise<T>, served: (r: T) 
   if (!kind) return run();
   const before = (await bench.gatewayCounts())[kind];
   const result = await run();
+  if (t.adminPort) await settled(t.adminPort);
   const atGateway = (await bench.gatewayCounts())[kind] - before;
   const n = served(result);
   const sum = (gatewayCheck[t.name] ??= { served: 0, atGateway: 0 });
