@@ -61,10 +61,11 @@ export async function throughput(req: Request, options: { connections: number; s
     for (const [name, value] of Object.entries(req.headers)) lines.push(`wrk.headers[ ${luaString(name)} ] = ${luaString(value)}`);
     writeFileSync(script, `${lines.join('\n')}\n`);
     const out = await run('taskset', ['-c', String(options.core), 'wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '-s', script, req.url]);
-    const done = /(\d+) requests in ([\d.]+)(m?s)/.exec(out);
+    // "N requests in 2.00s", "... in 999.12ms", "... in 1.00m" (runs of a minute or more).
+    const done = /(\d+) requests in ([\d.]+)(ms|s|m)\b/.exec(out);
     if (!done) throw new Error(`unexpected wrk output:\n${out}`);
     const requests = Number(done[1]);
-    const seconds = Number(done[2]) / (done[3] === 'ms' ? 1000 : 1);
+    const seconds = Number(done[2]) * (done[3] === 'ms' ? 0.001 : done[3] === 'm' ? 60 : 1);
     const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
     const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
     const errors = non2xx + (socket ? socket.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
