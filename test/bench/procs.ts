@@ -129,6 +129,21 @@ export async function startCeiling(upstreamUrl: string, nodeFlags: string[] = []
   return { child, port };
 }
 
+/**
+ * Builds the image's runtime bundle (deploy/image/bundle.mjs, from dist/)
+ * into `dir` and returns its entry plus the runtime settings the Dockerfile
+ * gives it (NODE_ENV, NODE_OPTIONS), read from the Dockerfile itself.
+ */
+export function buildImageBundle(dir: string): { main: string; env: Record<string, string> } {
+  execFileSync(process.execPath, [join(ROOT, 'deploy/image/bundle.mjs'), dir], { cwd: ROOT, stdio: 'ignore' });
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const env: Record<string, string> = { NODE_ENV: 'production' };
+  const options = /NODE_OPTIONS=(\S+)/.exec(runtime)?.[1];
+  if (options) env.NODE_OPTIONS = options.replace(/^"|"$/g, '');
+  return { main: join(dir, 'dist/main.js'), env };
+}
+
 export interface SidecarProcess {
   readonly child: ChildProcess;
   readonly pid: number;
@@ -149,7 +164,7 @@ export interface Bench {
   /** Identity loaded, no local policy: every LLM request is evaluated by the fake gateway. */
   readonly remoteEnv: Record<string, string>;
   /** `node dist/main.js` on the proxy core, stdout (the request log) to /dev/null; resolves once /readyz answers 200. */
-  startSidecar(env: Record<string, string>, nodeFlags?: string[]): Promise<SidecarProcess>;
+  startSidecar(env: Record<string, string>, nodeFlags?: string[], main?: string): Promise<SidecarProcess>;
   /** What the fake gateway has answered so far. */
   gatewayCounts(): Promise<GatewayCounts>;
   close(): Promise<void>;
@@ -181,10 +196,10 @@ export async function setUp(): Promise<Bench> {
     scratch,
     localEnv: { FIRSTOPS_POLICY_FILE: policyFile, FIRSTOPS_IDENTITY_DIR: noIdentity },
     remoteEnv: { FIRSTOPS_IDENTITY_DIR: identity.dir },
-    async startSidecar(env, nodeFlags = []) {
+    async startSidecar(env, nodeFlags = [], main = SIDECAR_MAIN) {
       const [port, adminPort] = [await freePort(), await freePort()];
       const started = performance.now();
-      const child = start(PROXY_CORE, [...nodeFlags, SIDECAR_MAIN], {
+      const child = start(PROXY_CORE, [...nodeFlags, main], {
         FIRSTOPS_PORT: String(port),
         FIRSTOPS_ADMIN_PORT: String(adminPort),
         FIRSTOPS_ADMIN_HOST: '127.0.0.1',

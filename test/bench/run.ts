@@ -10,7 +10,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { LOAD_CORE, PROXY_CORE, cpuSeconds, memory, settled, setUp, startCeiling, stop, watchdog } from './procs.ts';
+import { LOAD_CORE, PROXY_CORE, buildImageBundle, cpuSeconds, memory, settled, setUp, startCeiling, stop, watchdog } from './procs.ts';
 import { concurrentStreams, fixedRate, loadTool, median, percentile, sequential, throughput, type Request } from './load.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -19,7 +19,9 @@ const PROFILE = process.env.BENCH_PROFILE === '1';
 const RATE = 1000;
 const RESULTS = join(import.meta.dirname, 'results');
 const STARTUP_RUNS = 5;
-const WATCHDOG_MS = 10 * 60_000;
+const WATCHDOG_MS = 12 * 60_000;
+/** The image-runtime peak: this long at c64 JSON on a fresh bundle process. */
+const HWM_SECONDS = Number(process.env.BENCH_HWM_SECONDS ?? 60);
 
 // ---- the setup ----
 
@@ -222,6 +224,27 @@ for (const name of ['ceiling', 'local']) {
   streamRss[name] = { maxRssMb: max, hwmMb: memory(pid).hwmMb, idleMb };
   await stop(child);
 }
+// The image's runtime: the bundle with the Dockerfile's NODE_ENV and
+// NODE_OPTIONS, fresh processes: idle, 64 open streams, then the high-water
+// mark after HWM_SECONDS of c64 JSON (no memory limit here; the container
+// test runs it under the chart's limit).
+const image = buildImageBundle(join(scratch, 'bundle'));
+const imageMemory = await (async () => {
+  const s = await bench.startSidecar({ ...bench.localEnv, ...image.env }, [], image.main);
+  const url = `http://127.0.0.1:${s.port}${PROXY_PATH}`;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const idleMb = memory(s.pid).rssMb;
+  const r = await concurrentStreams(req(streamUrl(url, '&interval_ms=50'), STREAM_BODY), { streams: 64, seconds: Math.max(SECONDS, 3) });
+  countErrors('image', r.errors);
+  const streamsHwmMb = memory(s.pid).hwmMb;
+  const load = await throughput(req(url, JSON_BODY), { connections: 64, seconds: HWM_SECONDS, core: LOAD_CORE, scratch });
+  countErrors('image', load.errors);
+  const loadHwmMb = memory(s.pid).hwmMb;
+  await stop(s.child);
+  return { idleMb, streamsHwmMb, loadHwmMb, loadRps: load.rps, nodeOptions: image.env.NODE_OPTIONS ?? '' };
+})();
+log(`image bundle: idle ${imageMemory.idleMb.toFixed(1)} MB, 64 streams ${imageMemory.streamsHwmMb.toFixed(1)} MB, ${HWM_SECONDS} s c64 ${imageMemory.loadHwmMb.toFixed(1)} MB`);
+
 const peakRss: Record<string, number> = {};
 for (const t of targets) if (t.pid) peakRss[t.name] = memory(t.pid).hwmMb;
 log('measurements done');
@@ -264,12 +287,19 @@ row(`added latency at ${RATE} req/s p50`, 'ms', 'lower', (n) => p(pooledRate, n,
 row(`added latency at ${RATE} req/s p99`, 'ms', 'lower', (n) => p(pooledRate, n, 99) - p(pooledRate, 'direct', 99));
 row('time to first SSE byte p50', 'ms', 'lower', (n) => p(pooledTtfb, n, 50));
 row('time to first SSE byte p99', 'ms', 'lower', (n) => p(pooledTtfb, n, 99));
+row('CPU per 1,000 req, JSON c16', 'CPU s', 'lower', (n) => med(cpuPer1k, n, 'json_c16'));
 row(`CPU per 1,000 req at ${RATE} req/s`, 'CPU s', 'lower', (n) => med(cpuPer1k, n, `json_${RATE}rps`));
 row('CPU per 1,000 req, JSON c64', 'CPU s', 'lower', (n) => med(cpuPer1k, n, 'json_c64'));
 row('CPU per 1,000 req, SSE c64', 'CPU s', 'lower', (n) => med(cpuPer1k, n, 'sse_c64'));
 row('RSS idle, fresh process', 'MB', 'lower', (n) => streamRss[n]?.idleMb ?? Number.NaN);
 row('peak RSS with 64 open streams (VmHWM), fresh process', 'MB', 'lower', (n) => streamRss[n]?.hwmMb ?? Number.NaN);
 row('peak RSS over the whole run (VmHWM)', 'MB', 'lower', (n) => peakRss[n] ?? Number.NaN);
+const imageRow = (figure: string, mb: number): void => {
+  rows.push({ figure: `image runtime (bundle, ${imageMemory.nodeOptions || 'no NODE_OPTIONS'}): ${figure}`, unit: 'MB', better: 'lower', values: { local: mb } });
+};
+imageRow('RSS idle', imageMemory.idleMb);
+imageRow('VmHWM with 64 open streams', imageMemory.streamsHwmMb);
+imageRow(`VmHWM after ${HWM_SECONDS} s of c64 JSON`, imageMemory.loadHwmMb);
 row('MCP POST round trips, c16', 'req/s', 'higher', (n) => med(rps, `mcp_${n}`, 'mcp_c16'), ['direct', 'remote']);
 row('MCP POST round trip c1 p50', 'ms', 'lower', (n) => p(pooledMcpC1, n, 50), ['direct', 'remote']);
 row('MCP POST round trip c1 p99', 'ms', 'lower', (n) => p(pooledMcpC1, n, 99), ['direct', 'remote']);
@@ -325,7 +355,7 @@ const result = {
   gateway_check: gatewayCheck,
   targets: Object.fromEntries(targets.map((t) => [t.name, t.label])),
   rows,
-  raw: { rps, cpuPer1k, latency, startupMs, startupCachedMs, streamRss, peakRss },
+  raw: { rps, cpuPer1k, latency, startupMs, startupCachedMs, streamRss, peakRss, imageMemory },
   markdown,
 };
 const file = join(RESULTS, `${stamp}.json`);
