@@ -46,7 +46,7 @@ export interface ResourceRequirements {
 }
 
 export const DEFAULT_SIDECAR_RESOURCES: ResourceRequirements = {
-  requests: { cpu: '50m', memory: '64Mi' },
+  requests: { cpu: '50m', memory: '96Mi' },
   limits: { memory: '256Mi' },
 };
 

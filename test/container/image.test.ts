@@ -13,11 +13,14 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { parse as parseYaml } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HERE = fileURLToPath(new URL('./', import.meta.url));
 const IMAGE = 'localhost/firstops-sidecar:container-test';
 const NAME = `firstops-sidecar-test-${process.pid}`;
+const LOAD_NAME = `${NAME}-load`;
 const DRAIN_MS = 10_000;
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -90,6 +93,7 @@ let proxyPort = 0;
 let adminPort = 0;
 let identityDir = '';
 let containerStarted = false;
+let loadStarted = false;
 let built = false;
 const report: string[] = [];
 
@@ -127,6 +131,7 @@ before(async () => {
 
 after(async () => {
   if (containerStarted) await run('podman', ['rm', '--force', '--time', '0', NAME]);
+  if (loadStarted) await run('podman', ['rm', '--force', '--time', '0', LOAD_NAME]);
   upstream?.closeAllConnections();
   await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
   if (identityDir) rmSync(identityDir, { recursive: true, force: true });
@@ -325,4 +330,133 @@ test('runs read-only as 65532: ready, governs an LLM call end to end, metrics, d
   assert.equal(inspected, '0 false');
   report.push(`SIGTERM with one request in flight -> exit 0 in ${stoppedIn} ms`);
   t.diagnostic(`SIGTERM to exit: ${stoppedIn} ms`);
+});
+
+// ---- under the chart's memory limit ---------------------------------------
+const LOAD_SECONDS = 60;
+const LOAD_CONNECTIONS = 64;
+const STREAMS = 64;
+const CHUNK_INTERVAL_MS = 50;
+const STREAM_CHUNKS = 20;
+
+/** The sidecar memory limit the chart gives every injected pod, as podman's --memory value. */
+function chartMemoryLimit(): { podman: string; bytes: number } {
+  const values = parseYaml(readFileSync(join(ROOT, 'helm/firstops-sidecar/values.yaml'), 'utf8')) as {
+    sidecar: { resources: { limits: { memory: string } } };
+  };
+  const limit = values.sidecar.resources.limits.memory;
+  const m = /^(\d+)(Mi|Gi)$/.exec(limit);
+  assert.ok(m, `sidecar.resources.limits.memory ${limit}: expected <n>Mi or <n>Gi`);
+  const mib = Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+  return { podman: `${mib}m`, bytes: mib * 1024 * 1024 };
+}
+
+test(`under the chart's memory limit: ${LOAD_SECONDS} s of c${LOAD_CONNECTIONS} JSON plus ${STREAMS} open streams, every request answered, no OOM kill`, { timeout: 180_000 }, async (t) => {
+  assert.ok(built, 'image build failed (see above)');
+  const limit = chartMemoryLimit();
+  // Its own upstream: a ~1 KB completion, or with "stream":true 20 SSE chunks
+  // 50 ms apart; counts what it answered.
+  const completion = Buffer.from(JSON.stringify({
+    id: 'chatcmpl-load', object: 'chat.completion', created: 1_700_000_000, model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'The quick brown fox jumps over the lazy dog. '.repeat(19) }, finish_reason: 'stop' }],
+  }));
+  const served = { json: 0, streams: 0 };
+  const load = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (!Buffer.concat(chunks).includes('"stream":true')) {
+        served.json++;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': completion.length });
+        res.end(completion);
+        return;
+      }
+      served.streams++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i++ < STREAM_CHUNKS) res.write(`data: {"choices":[{"delta":{"content":"token${i} "}}]}\n\n`);
+        else {
+          clearInterval(timer);
+          res.end('data: [DONE]\n\n');
+        }
+      }, CHUNK_INTERVAL_MS);
+      res.once('close', () => clearInterval(timer));
+    });
+  });
+  const loadUpstreamPort = await freePort();
+  await new Promise<void>((r) => load.listen(loadUpstreamPort, '127.0.0.1', r));
+  const [port, admin] = [await freePort(), await freePort()];
+  const json = new Pool(`http://127.0.0.1:${port}`, { connections: LOAD_CONNECTIONS, keepAliveTimeout: 10_000 });
+  const streams = new Pool(`http://127.0.0.1:${port}`, { connections: STREAMS, keepAliveTimeout: 10_000, bodyTimeout: 30_000 });
+  try {
+    await must('podman', [
+      'run', '--detach', '--name', LOAD_NAME,
+      '--memory', limit.podman, '--memory-swap', limit.podman,
+      '--read-only', '--user', '65532:65532', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+      '--network', 'host', '--health-interval', 'disable',
+      '-v', `${identityDir}:/var/run/secrets/firstops:ro`,
+      '-e', `FIRSTOPS_PORT=${port}`, '-e', `FIRSTOPS_ADMIN_PORT=${admin}`, '-e', 'FIRSTOPS_ADMIN_HOST=127.0.0.1',
+      '-e', `FIRSTOPS_UPSTREAM_OPENAI=http://127.0.0.1:${loadUpstreamPort}`,
+      '-e', `FIRSTOPS_GATEWAY_URL=http://127.0.0.1:${loadUpstreamPort}/gateway`, '-e', 'FIRSTOPS_REMOTE_POLICY=off',
+      '-e', 'FIRSTOPS_POLICY_FILE=/app/examples/policy.yaml',
+      IMAGE,
+    ]);
+    loadStarted = true;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined);
+      await r?.body?.cancel();
+      if (r?.status === 200) break;
+      assert.ok(Date.now() < deadline, '/readyz never answered 200 within 30 s');
+      await sleep(20);
+    }
+    const pid = (await must('podman', ['inspect', '--format', '{{.State.Pid}}', LOAD_NAME])).trim();
+
+    const path = '/llm/openai/v1/chat/completions';
+    const headers = { 'content-type': 'application/json', authorization: 'Bearer sk-agent-own-key' };
+    const jsonBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Summarise: '.concat('Lorem ipsum dolor sit amet. '.repeat(36)) }] });
+    const streamBody = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'stream please' }] });
+    const sent = { json: 0, streams: 0 };
+    const answered = { json: 0, streams: 0 };
+    const failures: string[] = [];
+    const end = Date.now() + LOAD_SECONDS * 1000;
+    const loop = async (pool: Pool, body: string, kind: 'json' | 'streams'): Promise<void> => {
+      while (Date.now() < end) {
+        sent[kind]++;
+        try {
+          const res = await pool.request({ path, method: 'POST', headers, body });
+          const text = await res.body.text();
+          if (res.statusCode === 200 && (kind === 'json' ? text.includes('"chat.completion"') : text.endsWith('data: [DONE]\n\n'))) answered[kind]++;
+          else if (failures.length < 5) failures.push(`${kind}: ${res.statusCode} ${text.slice(0, 200)}`);
+        } catch (err) {
+          if (failures.length < 5) failures.push(`${kind}: ${(err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all([
+      ...Array.from({ length: LOAD_CONNECTIONS }, () => loop(json, jsonBody, 'json')),
+      ...Array.from({ length: STREAMS }, () => loop(streams, streamBody, 'streams')),
+    ]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hwmMb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+
+    assert.deepEqual(failures, [], 'every request must be answered in full');
+    assert.deepEqual(answered, sent);
+    assert.deepEqual(served, sent, 'the upstream answered exactly what the client sent');
+    assert.ok(sent.json > LOAD_CONNECTIONS && sent.streams >= STREAMS, `too little load to mean anything: ${JSON.stringify(sent)}`);
+    const state = (await must('podman', ['inspect', '--format', '{{.State.Running}} {{.State.OOMKilled}}', LOAD_NAME])).trim();
+    assert.equal(state, 'true false', 'the sidecar must still run, never OOM-killed');
+    await must('podman', ['stop', '--time', '30', LOAD_NAME]);
+    const after = (await must('podman', ['inspect', '--format', '{{.State.ExitCode}} {{.State.OOMKilled}}', LOAD_NAME])).trim();
+    assert.equal(after, '0 false');
+    const line = `--memory=${limit.podman}: ${sent.json} JSON requests (${Math.round(sent.json / LOAD_SECONDS)}/s) and ${sent.streams} streams in ${LOAD_SECONDS} s, all answered; VmHWM ${hwmMb.toFixed(1)} MB`;
+    report.push(line);
+    t.diagnostic(line);
+  } finally {
+    await json.close();
+    await streams.close();
+    load.closeAllConnections();
+    await new Promise<void>((r) => load.close(() => r()));
+  }
 });

@@ -94,7 +94,7 @@ describe('injection into a Deployment-created pod (generateName, no name)', () =
     for (const probe of [sidecar.livenessProbe, sidecar.readinessProbe, sidecar.startupProbe]) {
       assert.equal(probe?.httpGet?.port, 9323);
     }
-    assert.deepEqual(sidecar.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    assert.deepEqual(sidecar.resources, { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } });
     assert.deepEqual(sidecar.securityContext, {
       runAsNonRoot: true,
       runAsUser: 65532,

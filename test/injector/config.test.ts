@@ -34,7 +34,7 @@ describe('injector config', () => {
     assert.equal(config.sidecar.baseUrlEnv, true);
     assert.equal(config.sidecar.policyKey, 'policy.yaml');
     assert.equal(config.sidecar.policyConfigMap, undefined);
-    assert.deepEqual(config.sidecar.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    assert.deepEqual(config.sidecar.resources, { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } });
     assert.equal(config.sidecar.env.size, 0);
   });
 
