@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { describeConfig, loadConfig, type Env } from './config.ts';
+import { loadClientCertificates } from './client-certs.ts';
 import { createIdentity, readIdentityFiles } from './identity.ts';
 import { compilePolicy } from './policy/local.ts';
 import { readFile } from 'node:fs/promises';
@@ -37,6 +38,14 @@ export async function runCheck(env: Env, out: (line: string) => void): Promise<n
       }
     } catch (err) {
       problems.push(`identity: ${(err as Error).message}`);
+    }
+    if (config.clientCerts.size > 0) {
+      try {
+        const certs = await loadClientCertificates(config.clientCerts);
+        report.client_certificates = Object.fromEntries([...certs].map(([name, c]) => [name, { subject: c.subject, expires: c.validTo, sha256: c.fingerprint256 }]));
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
     }
     if (config.policyFile) {
       try {

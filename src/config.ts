@@ -1,4 +1,6 @@
 import { LOG_LEVELS } from './log.ts';
+import { readClientCertFiles, type ClientCertFiles } from './client-certs.ts';
+import { PROXY_MODES, describeRoute, readEgress, type EgressConfig } from './egress.ts';
 import type { LevelWithSilent } from 'pino';
 
 export type FailMode = 'closed' | 'open';
@@ -34,6 +36,10 @@ export interface Config {
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly reloadIntervalMs: number;
+  /** HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY as read (credentials inside: see describeConfig). */
+  readonly egress: EgressConfig;
+  /** mTLS client certificate files by upstream name (FIRSTOPS_TLS_CLIENT_CERT_<NAME>/_KEY_<NAME>). */
+  readonly clientCerts: ReadonlyMap<string, ClientCertFiles>;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -66,6 +72,7 @@ export const VARIABLES = {
   FIRSTOPS_RESPONSE_TIMEOUT_MS: '600000',
   FIRSTOPS_CONNECT_TIMEOUT_MS: '10000',
   FIRSTOPS_RELOAD_INTERVAL_MS: '2000',
+  FIRSTOPS_PROXY_MODE: 'env',
 } as const satisfies Record<string, string | undefined>;
 
 type Variable = keyof typeof VARIABLES;
@@ -180,6 +187,8 @@ export function loadConfig(env: Env): Config {
   if (typeof gateway === 'string') r.problem('FIRSTOPS_GATEWAY_URL', gatewayRaw, gateway);
 
   const policyFile = r.raw('FIRSTOPS_POLICY_FILE')?.trim() || undefined;
+  const upstreams = readUpstreams(env, r);
+  const problem = (name: string, value: string, expected: string): void => r.problem(name, value, expected);
   const config: Config = {
     gatewayUrl: typeof gateway === 'string' ? '' : gateway.base,
     identityDir: r.string('FIRSTOPS_IDENTITY_DIR'),
@@ -187,7 +196,7 @@ export function loadConfig(env: Env): Config {
     port: r.integer('FIRSTOPS_PORT', 0, 65535),
     adminHost: r.string('FIRSTOPS_ADMIN_HOST'),
     adminPort: r.integer('FIRSTOPS_ADMIN_PORT', 0, 65535),
-    upstreams: readUpstreams(env, r),
+    upstreams,
     policyFile,
     remotePolicy: r.oneOf('FIRSTOPS_REMOTE_POLICY', ['auto', 'off'] as const),
     failMode: r.oneOf('FIRSTOPS_FAIL_MODE', ['closed', 'open'] as const),
@@ -201,6 +210,8 @@ export function loadConfig(env: Env): Config {
     upstreamTimeoutMs: r.integer('FIRSTOPS_RESPONSE_TIMEOUT_MS', 1, 3_600_000),
     connectTimeoutMs: r.integer('FIRSTOPS_CONNECT_TIMEOUT_MS', 1, 600_000),
     reloadIntervalMs: r.integer('FIRSTOPS_RELOAD_INTERVAL_MS', 100, 3_600_000),
+    egress: readEgress(env, r.oneOf('FIRSTOPS_PROXY_MODE', PROXY_MODES), problem),
+    clientCerts: readClientCertFiles(env, upstreams, problem),
   };
   if (config.port !== 0 && config.port === config.adminPort && config.listenHost === config.adminHost) {
     r.problem('FIRSTOPS_ADMIN_PORT', String(config.adminPort), 'a port different from FIRSTOPS_PORT');
@@ -209,10 +220,26 @@ export function loadConfig(env: Env): Config {
   return config;
 }
 
-/** The configuration as `check` prints it: nothing secret is in Config, but upstream URLs are shown as parsed. */
+/**
+ * The configuration as `check` prints it: upstream URLs as parsed, and for
+ * egress which target goes through which proxy, proxy credentials redacted.
+ */
 export function describeConfig(config: Config): Record<string, unknown> {
+  const { egress, clientCerts, ...rest } = config;
+  const targets: Record<string, string> = {};
+  for (const [name, u] of config.upstreams) targets[`upstream ${name} ${u.origin}`] = describeRoute(egress, u.origin);
+  if (config.gatewayUrl) targets[`gateway ${new URL(config.gatewayUrl).origin}`] = describeRoute(egress, config.gatewayUrl);
   return {
-    ...config,
+    ...rest,
     upstreams: Object.fromEntries([...config.upstreams].map(([name, u]) => [name, u.origin + u.basePath])),
+    egress: {
+      mode: egress.mode,
+      https_proxy: egress.https?.shown ?? null,
+      http_proxy: egress.http?.shown ?? null,
+      all_proxy: egress.all?.shown ?? null,
+      no_proxy: egress.noProxy.entries,
+      targets,
+    },
+    tls_client_certificates: Object.fromEntries([...clientCerts].map(([name, files]) => [name, files])),
   };
 }

@@ -1,3 +1,5 @@
+import { proxyFailureOf, tlsCode } from './proxy-error.ts';
+
 /**
  * Every error the sidecar answers with has a stable machine `code`. The table
  * below is the one place where a code gets its HTTP status and its default
@@ -24,9 +26,15 @@ export const ERROR_TABLE = {
   upstream_bad_response: { status: 502, message: 'upstream sent a malformed response' },
   upstream_timeout: { status: 504, message: 'upstream did not answer in time' },
   upstream_error: { status: 502, message: 'upstream request failed' },
+  upstream_tls: { status: 502, message: 'TLS verification of the upstream failed (unknown CA, wrong name, expired certificate or a refused client certificate); a private CA goes in NODE_EXTRA_CA_CERTS' },
   gateway_unreachable: { status: 502, message: 'FirstOps gateway refused or could not be reached' },
   gateway_timeout: { status: 504, message: 'FirstOps gateway did not answer in time' },
   gateway_error: { status: 502, message: 'FirstOps gateway request failed' },
+  gateway_tls: { status: 502, message: 'TLS verification of the FirstOps gateway failed (unknown CA, wrong name or expired certificate); a private CA goes in NODE_EXTRA_CA_CERTS' },
+  proxy_unreachable: { status: 502, message: 'egress proxy (HTTPS_PROXY/HTTP_PROXY/ALL_PROXY) refused or could not be reached' },
+  proxy_refused: { status: 502, message: 'egress proxy refused to open a tunnel to the target' },
+  proxy_timeout: { status: 504, message: 'egress proxy did not answer in time' },
+  proxy_tls: { status: 502, message: 'TLS verification of the egress proxy failed; a private CA goes in NODE_EXTRA_CA_CERTS' },
   internal: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -88,9 +96,26 @@ function networkKind(err: unknown): 'unreachable' | 'reset' | 'timeout' | 'bad_r
   return undefined;
 }
 
+/** A failure of the egress proxy, whichever target was asked for. */
+function proxyError(err: unknown): SidecarError | undefined {
+  const failure = proxyFailureOf(err);
+  if (!failure) return undefined;
+  const code: ErrorCode =
+    failure.kind === 'refused' ? 'proxy_refused'
+    : failure.kind === 'timeout' ? 'proxy_timeout'
+    : failure.kind === 'tls' ? 'proxy_tls'
+    : 'proxy_unreachable';
+  const detail = failure.kind === 'refused' ? `${failure.proxy} answered ${failure.status}` : failure.proxy;
+  return new SidecarError(code, detail, { cause: err });
+}
+
 /** Classify a failure of the hop to an LLM upstream. */
 export function upstreamError(err: unknown): SidecarError {
   if (isSidecarError(err)) return err;
+  const viaProxy = proxyError(err);
+  if (viaProxy) return viaProxy;
+  const tls = tlsCode(err);
+  if (tls) return new SidecarError('upstream_tls', tls, { cause: err });
   const kind = networkKind(err);
   const code: ErrorCode =
     kind === 'unreachable' ? 'upstream_unreachable'
@@ -104,6 +129,10 @@ export function upstreamError(err: unknown): SidecarError {
 /** Classify a failure of the hop to the FirstOps gateway. */
 export function gatewayError(err: unknown): SidecarError {
   if (isSidecarError(err)) return err;
+  const viaProxy = proxyError(err);
+  if (viaProxy) return viaProxy;
+  const tls = tlsCode(err);
+  if (tls) return new SidecarError('gateway_tls', tls, { cause: err });
   const kind = networkKind(err);
   const code: ErrorCode =
     kind === 'unreachable' ? 'gateway_unreachable' : kind === 'timeout' ? 'gateway_timeout' : 'gateway_error';

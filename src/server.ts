@@ -18,7 +18,7 @@ import { createAdminApp } from './routes/admin.ts';
 import { createLlmHandler } from './routes/llm.ts';
 import { createMcpHandler } from './routes/mcp.ts';
 import { createProxyApp } from './routes/proxy.ts';
-import { createDispatcher } from './upstream.ts';
+import { openDispatcher } from './upstream.ts';
 
 export interface Sidecar {
   readonly proxyAddress: AddressInfo;
@@ -65,7 +65,11 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
   const metrics = options.metrics ?? createMetrics();
   const requestLog = scalarChild(logger, { component: 'request' });
 
-  const identity = await openIdentityStore({ dir: config.identityDir, reloadIntervalMs: config.reloadIntervalMs, logger, metrics });
+  const dispatcher: Dispatcher = await openDispatcher(config, logger);
+  const identity = await openIdentityStore({ dir: config.identityDir, reloadIntervalMs: config.reloadIntervalMs, logger, metrics }).catch((err: unknown) => {
+    void dispatcher.close();
+    throw err;
+  });
   let policy: PolicyStore | undefined;
   try {
     policy = config.policyFile
@@ -73,10 +77,10 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
       : undefined;
   } catch (err) {
     identity.close();
+    void dispatcher.close();
     throw err;
   }
 
-  const dispatcher: Dispatcher = createDispatcher({ connectTimeoutMs: config.connectTimeoutMs, headersTimeoutMs: config.upstreamTimeoutMs });
   const gateway = createGatewayClient({ gatewayUrl: config.gatewayUrl, identity, dispatcher, metrics });
   const remote = createRemoteEvaluator({ gateway, timeoutMs: config.policyTimeoutMs, maxAnswerBytes: maxAnswerBytes(config.maxBodyBytes) });
   const inspector = createInspector({
