@@ -67,9 +67,11 @@ export async function startProxy(options: { credentials?: string } = {}): Promis
       res.writeHead(502);
       return res.end();
     }
-    const headers = { ...req.headers };
-    delete headers['proxy-authorization'];
-    delete headers['proxy-connection'];
+    // Raw, so repeated fields stay separate lines as they arrived.
+    const headers: string[] = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      if (!req.rawHeaders[i]!.toLowerCase().startsWith('proxy-')) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+    }
     const out = request({ host: '127.0.0.1', port: Number(target.port || 80), method: req.method, path: target.pathname + target.search, headers }, (upstream) => {
       res.writeHead(upstream.statusCode ?? 502, upstream.headers);
       upstream.pipe(res);
