@@ -14,7 +14,7 @@ import type { AddOperation } from './patch.ts';
 import { buildInjectionPatch, setMapEntries } from './patch.ts';
 import type { PodView } from './pod.ts';
 import { podDisplayName, readPod } from './pod.ts';
-import { IDENTITY_VOLUME_NAME, POLICY_VOLUME_NAME, SIDECAR_CONTAINER_NAME, buildSidecar } from './sidecar.ts';
+import { CA_VOLUME_NAME, IDENTITY_VOLUME_NAME, POLICY_VOLUME_NAME, SIDECAR_CONTAINER_NAME, buildSidecar } from './sidecar.ts';
 import { DEFAULT_ADMIN_PORT, DEFAULT_PROXY_PORT, SIDECAR_ENV, portFromEnv } from './sidecar-env.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
@@ -206,7 +206,7 @@ export function decide(request: AdmissionRequest, config: InjectorConfig): { dec
   if (taken.length > 0) {
     return reject('POD_NAME_CONFLICT', [
       `the pod already has volume(s) ${taken.join(', ')}; the injector needs these names `
-        + `(${IDENTITY_VOLUME_NAME}, ${POLICY_VOLUME_NAME}): rename them in the pod spec`,
+        + `(${IDENTITY_VOLUME_NAME}, ${POLICY_VOLUME_NAME}, ${CA_VOLUME_NAME}): rename them in the pod spec`,
     ]);
   }
 

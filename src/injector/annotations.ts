@@ -4,9 +4,9 @@
  * the annotation) so the rejection message lists them all at once.
  */
 import type { ResourceName } from './config.ts';
-import { upstreamEnvName } from './sidecar-env.ts';
+import { SIDECAR_ENV, upstreamEnvName } from './sidecar-env.ts';
 import {
-  FAIL_MODE_VALUES, LOG_LEVEL_VALUES, checkConfigMapKey, checkHttpUrl, checkObjectName, checkOneOf,
+  FAIL_MODE_VALUES, LOG_LEVEL_VALUES, PROXY_MODE_VALUES, checkConfigMapKey, checkHttpUrl, checkObjectName, checkOneOf,
   checkQuantity, parseBoolean,
 } from './validate.ts';
 
@@ -31,6 +31,20 @@ export const ANNOTATIONS = {
   baseUrlEnv: 'firstops.dev/base-url-env',
   /** `firstops.dev/upstream-<name>: <url>` → FIRSTOPS_UPSTREAM_<NAME>. */
   upstreamPrefix: 'firstops.dev/upstream-',
+  /** Egress proxy for https:// targets (HTTPS_PROXY). */
+  httpsProxy: 'firstops.dev/https-proxy',
+  /** Egress proxy for http:// targets (HTTP_PROXY). */
+  httpProxy: 'firstops.dev/http-proxy',
+  /** Targets that bypass the proxy (NO_PROXY). */
+  noProxy: 'firstops.dev/no-proxy',
+  /** `env` or `off` (FIRSTOPS_PROXY_MODE). */
+  proxyMode: 'firstops.dev/proxy-mode',
+  /** ConfigMap with a PEM CA bundle, mounted and named in NODE_EXTRA_CA_CERTS. */
+  caConfigMap: 'firstops.dev/ca-configmap',
+  /** Secret with a PEM CA bundle (instead of a ConfigMap). */
+  caSecret: 'firstops.dev/ca-secret',
+  /** Key of the bundle in that ConfigMap or Secret. */
+  caKey: 'firstops.dev/ca-key',
 } as const;
 
 /** Label the injector adds to injected pods (selected by the chart's PodMonitor). */
@@ -54,6 +68,8 @@ const RESOURCE_ANNOTATIONS: ReadonlyArray<{ key: string; section: 'requests' | '
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
   ANNOTATIONS.inject, ANNOTATIONS.agentSecret, ANNOTATIONS.status, ANNOTATIONS.policyConfigMap,
   ANNOTATIONS.policyKey, ANNOTATIONS.failMode, ANNOTATIONS.logLevel, ANNOTATIONS.baseUrlEnv,
+  ANNOTATIONS.httpsProxy, ANNOTATIONS.httpProxy, ANNOTATIONS.noProxy, ANNOTATIONS.proxyMode,
+  ANNOTATIONS.caConfigMap, ANNOTATIONS.caSecret, ANNOTATIONS.caKey,
   ...RESOURCE_ANNOTATIONS.map((r) => r.key),
 ]);
 
@@ -72,6 +88,11 @@ export interface PodOverrides {
     limits: Partial<Record<ResourceName, string>>;
   };
   baseUrlEnv: boolean | undefined;
+  /** Sidecar env name → value, from the proxy annotations (checked by the sidecar's loader later). */
+  egressEnv: ReadonlyMap<string, { value: string; annotation: string }>;
+  /** CA bundle source, from firstops.dev/ca-configmap or ca-secret. */
+  caBundle: { source: 'configMap' | 'secret'; name: string } | undefined;
+  caKey: string | undefined;
 }
 
 export interface ParsedAnnotations {
@@ -145,6 +166,26 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
     if (baseUrlEnv === undefined) problems.push(`${ANNOTATIONS.baseUrlEnv} must be "true" or "false" (got ${JSON.stringify(baseUrlRaw)})`);
   }
 
+  const egressEnv = new Map<string, { value: string; annotation: string }>();
+  for (const [annotation, variable] of [
+    [ANNOTATIONS.httpsProxy, SIDECAR_ENV.httpsProxy],
+    [ANNOTATIONS.httpProxy, SIDECAR_ENV.httpProxy],
+    [ANNOTATIONS.noProxy, SIDECAR_ENV.noProxy],
+  ] as const) {
+    const value = get(annotation);
+    if (value !== undefined) egressEnv.set(variable, { value, annotation });
+  }
+  const proxyMode = checked(ANNOTATIONS.proxyMode, (v) => checkOneOf(v, PROXY_MODE_VALUES));
+  if (proxyMode !== undefined) egressEnv.set(SIDECAR_ENV.proxyMode, { value: proxyMode, annotation: ANNOTATIONS.proxyMode });
+
+  const caConfigMap = checked(ANNOTATIONS.caConfigMap, checkObjectName);
+  const caSecret = checked(ANNOTATIONS.caSecret, checkObjectName);
+  if (caConfigMap !== undefined && caSecret !== undefined) {
+    problems.push(`${ANNOTATIONS.caConfigMap} and ${ANNOTATIONS.caSecret} are mutually exclusive: the CA bundle comes from one of them`);
+  }
+  const caBundle = caConfigMap !== undefined ? { source: 'configMap' as const, name: caConfigMap }
+    : caSecret !== undefined ? { source: 'secret' as const, name: caSecret } : undefined;
+
   return {
     overrides: {
       agentSecret,
@@ -156,6 +197,9 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
       logLevel: checked(ANNOTATIONS.logLevel, (v) => checkOneOf(v, LOG_LEVEL_VALUES)),
       resources,
       baseUrlEnv,
+      egressEnv,
+      caBundle,
+      caKey: checked(ANNOTATIONS.caKey, checkConfigMapKey),
     },
     problems,
     unknown: unknown.sort(),

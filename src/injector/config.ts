@@ -31,6 +31,9 @@ export const INJECTOR_ENV = {
   baseUrlEnv: 'FIRSTOPS_INJECTOR_BASE_URL_ENV',
   missingSecret: 'FIRSTOPS_INJECTOR_MISSING_SECRET',
   excludedNamespaces: 'FIRSTOPS_INJECTOR_EXCLUDED_NAMESPACES',
+  caConfigMap: 'FIRSTOPS_INJECTOR_CA_CONFIGMAP',
+  caSecret: 'FIRSTOPS_INJECTOR_CA_SECRET',
+  caKey: 'FIRSTOPS_INJECTOR_CA_KEY',
 } as const;
 
 export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
@@ -65,6 +68,9 @@ export interface SidecarDefaults {
   policyKey: string;
   /** Whether application containers get OPENAI_BASE_URL / ANTHROPIC_BASE_URL. */
   baseUrlEnv: boolean;
+  /** A PEM CA bundle to mount and name in NODE_EXTRA_CA_CERTS (private CAs), if any. */
+  caBundle: { source: 'configMap' | 'secret'; name: string } | undefined;
+  caKey: string;
 }
 
 export interface InjectorConfig {
@@ -170,6 +176,24 @@ export function loadInjectorConfig(env: Env): InjectorConfig {
   const keyProblem = checkConfigMapKey(policyKey);
   if (keyProblem !== undefined) issues.push(`${INJECTOR_ENV.policyKey} ${keyProblem}`);
 
+  const caConfigMap = read(INJECTOR_ENV.caConfigMap);
+  const caSecret = read(INJECTOR_ENV.caSecret);
+  for (const [variable, name] of [[INJECTOR_ENV.caConfigMap, caConfigMap], [INJECTOR_ENV.caSecret, caSecret]] as const) {
+    const problem = name === undefined ? undefined : checkObjectName(name);
+    if (problem !== undefined) issues.push(`${variable} ${problem}`);
+  }
+  if (caConfigMap !== undefined && caSecret !== undefined) {
+    issues.push(`${INJECTOR_ENV.caConfigMap} and ${INJECTOR_ENV.caSecret} are mutually exclusive`);
+  }
+  const caBundle = caConfigMap !== undefined ? { source: 'configMap' as const, name: caConfigMap }
+    : caSecret !== undefined ? { source: 'secret' as const, name: caSecret } : undefined;
+  if (caBundle !== undefined && sidecarEnv.has(SIDECAR_ENV.extraCaCerts)) {
+    issues.push(`${caBundle.source === 'configMap' ? INJECTOR_ENV.caConfigMap : INJECTOR_ENV.caSecret} and ${SIDECAR_ENV.extraCaCerts} in ${INJECTOR_ENV.sidecarEnv} are mutually exclusive`);
+  }
+  const caKey = read(INJECTOR_ENV.caKey) ?? 'ca.crt';
+  const caKeyProblem = checkConfigMapKey(caKey);
+  if (caKeyProblem !== undefined) issues.push(`${INJECTOR_ENV.caKey} ${caKeyProblem}`);
+
   const native = boolean(INJECTOR_ENV.nativeSidecar, true);
   const baseUrlEnv = boolean(INJECTOR_ENV.baseUrlEnv, true);
 
@@ -179,7 +203,7 @@ export function loadInjectorConfig(env: Env): InjectorConfig {
   return {
     host, port, metricsPort, tlsCertFile, tlsKeyFile, tlsReloadIntervalMs, maxRequestBytes, drainTimeoutMs,
     shutdownDelayMs, missingSecretAction, excludedNamespaces,
-    sidecar: { image, imagePullPolicy, native, env: sidecarEnv, resources, policyConfigMap, policyKey, baseUrlEnv },
+    sidecar: { image, imagePullPolicy, native, env: sidecarEnv, resources, policyConfigMap, policyKey, baseUrlEnv, caBundle, caKey },
   };
 }
 

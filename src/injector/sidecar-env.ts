@@ -20,13 +20,23 @@ export const SIDECAR_ENV = {
   adminHost: 'FIRSTOPS_ADMIN_HOST',
   adminPort: 'FIRSTOPS_ADMIN_PORT',
   upstreamPrefix: 'FIRSTOPS_UPSTREAM_',
+  proxyMode: 'FIRSTOPS_PROXY_MODE',
+  httpsProxy: 'HTTPS_PROXY',
+  httpProxy: 'HTTP_PROXY',
+  noProxy: 'NO_PROXY',
+  extraCaCerts: 'NODE_EXTRA_CA_CERTS',
 } as const;
+
+/** Prefixes of the per-upstream client certificate variables (FIRSTOPS_TLS_CLIENT_CERT_<NAME>). */
+const CLIENT_CERT_PREFIXES = ['FIRSTOPS_TLS_CLIENT_CERT_', 'FIRSTOPS_TLS_CLIENT_KEY_'] as const;
 
 export const DEFAULT_IDENTITY_DIR = '/var/run/secrets/firstops';
 export const DEFAULT_PROXY_PORT = 9322;
 export const DEFAULT_ADMIN_PORT = 9323;
 /** Where a policy ConfigMap is mounted inside the sidecar. */
 export const POLICY_MOUNT_DIR = '/etc/firstops/policy';
+/** Where a CA bundle ConfigMap or Secret is mounted inside the sidecar (NODE_EXTRA_CA_CERTS points into it). */
+export const CA_MOUNT_DIR = '/etc/firstops/ca';
 
 /** Env names that application containers receive, pointing SDKs at the proxy. */
 export const BASE_URL_ENV = {
@@ -58,7 +68,10 @@ export function checkSidecarEnvName(name: string): string | undefined {
   if (name.startsWith(SIDECAR_ENV.upstreamPrefix) && UPSTREAM_SUFFIX.test(name.slice(SIDECAR_ENV.upstreamPrefix.length))) {
     return undefined;
   }
-  return `${name} is not a variable the sidecar reads (known: ${Object.keys(VARIABLES).join(', ')}, ${SIDECAR_ENV.upstreamPrefix}<NAME>)`;
+  for (const prefix of CLIENT_CERT_PREFIXES) {
+    if (name.startsWith(prefix) && UPSTREAM_SUFFIX.test(name.slice(prefix.length))) return undefined;
+  }
+  return `${name} is not a variable the sidecar reads (known: ${Object.keys(VARIABLES).join(', ')}, ${SIDECAR_ENV.upstreamPrefix}<NAME>, ${CLIENT_CERT_PREFIXES.map((p) => `${p}<NAME>`).join(', ')})`;
 }
 
 /**

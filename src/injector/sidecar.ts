@@ -7,13 +7,14 @@ import { ANNOTATIONS } from './annotations.ts';
 import type { PullPolicy, ResourceRequirements, SidecarDefaults } from './config.ts';
 import { RESOURCE_NAMES, checkResourceOrder } from './config.ts';
 import {
-  DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, checkSidecarEnv,
+  CA_MOUNT_DIR, DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, checkSidecarEnv,
   portFromEnv, problemVariable,
 } from './sidecar-env.ts';
 
 export const SIDECAR_CONTAINER_NAME = 'firstops-sidecar';
 export const IDENTITY_VOLUME_NAME = 'firstops-identity';
 export const POLICY_VOLUME_NAME = 'firstops-policy';
+export const CA_VOLUME_NAME = 'firstops-ca';
 export const ADMIN_PORT_NAME = 'firstops-admin';
 export const SIDECAR_UID = 65532;
 
@@ -123,6 +124,21 @@ export function buildSidecar(
   for (const [name, url] of overrides.upstreams) {
     env.set(name, url);
     setBy.set(name, overrides.upstreamAnnotations.get(name) ?? `${ANNOTATIONS.upstreamPrefix}<name>`);
+  }
+  for (const [name, { value, annotation }] of overrides.egressEnv) {
+    env.set(name, value);
+    setBy.set(name, annotation);
+  }
+  // A private CA bundle: mounted whole, NODE_EXTRA_CA_CERTS naming the key (read by node at start).
+  const caBundle = overrides.caBundle ?? defaults.caBundle;
+  if (caBundle !== undefined) {
+    volumes.push(caBundle.source === 'configMap'
+      ? { name: CA_VOLUME_NAME, configMap: { name: caBundle.name, defaultMode: 0o444 } }
+      : { name: CA_VOLUME_NAME, secret: { secretName: caBundle.name, defaultMode: 0o444 } });
+    volumeMounts.push({ name: CA_VOLUME_NAME, mountPath: CA_MOUNT_DIR, readOnly: true });
+    env.set(SIDECAR_ENV.extraCaCerts, `${CA_MOUNT_DIR}/${overrides.caKey ?? defaults.caKey}`);
+  } else if (overrides.caKey !== undefined) {
+    problems.push(`${ANNOTATIONS.caKey} needs a CA bundle: add ${ANNOTATIONS.caConfigMap} or ${ANNOTATIONS.caSecret}, or set sidecar.egress.caBundle in the chart`);
   }
   if (overrides.failMode !== undefined) {
     env.set(SIDECAR_ENV.failMode, overrides.failMode);

@@ -8,6 +8,7 @@ import { LOG_LEVELS } from '../log.ts';
 
 export const LOG_LEVEL_VALUES: readonly string[] = LOG_LEVELS;
 export const FAIL_MODE_VALUES = ['closed', 'open'] as const;
+export const PROXY_MODE_VALUES = ['env', 'off'] as const;
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

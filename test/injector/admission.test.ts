@@ -269,6 +269,54 @@ describe('per-pod annotations', () => {
     assert.match(text, /sidecar env \(chart values\): the sidecar would refuse FIRSTOPS_MAX_BODY_BYTES="2147483648": expected an integer from 1 to 2147483647/);
   });
 
+  it('egress: proxy annotations become the sidecar\'s proxy env; a CA bundle is mounted and named in NODE_EXTRA_CA_CERTS', () => {
+    const { pod } = inject(barePodReview({
+      'firstops.dev/inject': 'true',
+      'firstops.dev/agent-secret': 'solo',
+      'firstops.dev/https-proxy': 'http://proxy.corp:3128',
+      'firstops.dev/http-proxy': 'http://proxy.corp:3128',
+      'firstops.dev/no-proxy': '.svc,.cluster.local,10.0.0.0/8',
+      'firstops.dev/proxy-mode': 'env',
+      'firstops.dev/ca-secret': 'corp-ca',
+      'firstops.dev/ca-key': 'bundle.pem',
+    }), testConfig({ FIRSTOPS_INJECTOR_CA_CONFIGMAP: 'org-ca' }));
+    const sidecar = sidecarOf(pod);
+    const env = envOf(sidecar);
+    assert.equal(env.get('HTTPS_PROXY'), 'http://proxy.corp:3128');
+    assert.equal(env.get('HTTP_PROXY'), 'http://proxy.corp:3128');
+    assert.equal(env.get('NO_PROXY'), '.svc,.cluster.local,10.0.0.0/8');
+    assert.equal(env.get('FIRSTOPS_PROXY_MODE'), 'env');
+    assert.equal(env.get('NODE_EXTRA_CA_CERTS'), '/etc/firstops/ca/bundle.pem');
+    assert.ok(sidecar.volumeMounts?.some((m) => m.name === 'firstops-ca' && m.mountPath === '/etc/firstops/ca' && m.readOnly));
+    const volume = pod.spec?.volumes?.find((v) => v.name === 'firstops-ca');
+    assert.equal(volume?.secret?.secretName, 'corp-ca', 'the annotation overrides the chart\'s ConfigMap');
+    assert.equal(pod.spec?.containers[0]?.env?.some((e) => e.name === 'HTTPS_PROXY'), false, 'application containers keep their own egress settings');
+
+    const chart = inject(barePodReview({ 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo' }), testConfig({ FIRSTOPS_INJECTOR_CA_CONFIGMAP: 'org-ca' })).pod;
+    assert.equal(chart.spec?.volumes?.find((v) => v.name === 'firstops-ca')?.configMap?.name, 'org-ca');
+    assert.equal(envOf(sidecarOf(chart)).get('NODE_EXTRA_CA_CERTS'), '/etc/firstops/ca/ca.crt');
+  });
+
+  it('egress annotations the sidecar would refuse are rejected, naming the annotation, credentials masked', () => {
+    const message = rejection(barePodReview({
+      'firstops.dev/inject': 'true',
+      'firstops.dev/agent-secret': 'solo',
+      'firstops.dev/proxy-mode': 'sometimes',
+      'firstops.dev/ca-configmap': 'a',
+      'firstops.dev/ca-secret': 'b',
+    }));
+    assert.match(message, /firstops\.dev\/proxy-mode/);
+    assert.match(message, /mutually exclusive/);
+    const socks = rejection(barePodReview({
+      'firstops.dev/inject': 'true',
+      'firstops.dev/agent-secret': 'solo',
+      'firstops.dev/https-proxy': 'socks5://user:hunter2@proxy:1080',
+    }));
+    assert.match(socks, /annotation firstops\.dev\/https-proxy: the sidecar would refuse HTTPS_PROXY=.*SOCKS is not supported/);
+    assert.ok(!socks.includes('hunter2'));
+    assert.match(rejection(barePodReview({ 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo', 'firstops.dev/ca-key': 'x.pem' })), /ca-key needs a CA bundle/);
+  });
+
   it('a request above the chart limit is rejected before the API server would', () => {
     const message = rejection(barePodReview({
       'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo', 'firstops.dev/memory-request': '1Gi',
