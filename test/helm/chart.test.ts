@@ -320,6 +320,22 @@ const INVALID_CASES: InvalidCase[] = [
   { name: 'an unknown nested value (schema additionalProperties)', values: { sidecar: { failmode: 'open' } }, message: /failmode/ },
   { name: 'a non-http upstream (schema pattern)', values: { sidecar: { upstreams: { openai: 'ftp://x' } } }, message: /upstreams/ },
   { name: 'a malformed digest (schema pattern)', values: { image: { digest: 'latest' } }, message: /digest/ },
+  { name: 'an unknown proxyMode (schema enum)', values: { sidecar: { egress: { proxyMode: 'sometimes' } } }, message: /proxyMode/ },
+  {
+    name: 'a CA bundle from both a ConfigMap and a Secret',
+    values: { sidecar: { egress: { caBundle: { configMap: 'a', secret: 'b' } } } },
+    message: /caBundle\.configMap and sidecar\.egress\.caBundle\.secret are mutually exclusive/,
+  },
+  {
+    name: 'egress.httpsProxy together with extraEnv.https_proxy',
+    values: { sidecar: { egress: { httpsProxy: 'http://p:1' }, extraEnv: { https_proxy: 'http://q:1' } } },
+    message: /sidecar\.extraEnv\.HTTPS_PROXY \(either case\) and sidecar\.egress\.httpsProxy are mutually exclusive/,
+  },
+  {
+    name: 'a CA bundle together with extraEnv.NODE_EXTRA_CA_CERTS',
+    values: { sidecar: { egress: { caBundle: { secret: 'corp-ca' } }, extraEnv: { NODE_EXTRA_CA_CERTS: '/x.pem' } } },
+    message: /caBundle and sidecar\.extraEnv\.NODE_EXTRA_CA_CERTS are mutually exclusive/,
+  },
 ];
 
 before(() => {
@@ -556,6 +572,28 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const container = bad.get<DeploymentShape>('Deployment').spec.template.spec.containers[0]!;
       const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? '']));
       assert.throws(() => loadInjectorConfig(env), /FIRSTOPS_RESPONSE_TIMEOUT_MS="0": expected an integer from 1 to 3600000/);
+    });
+
+    it('egress: proxy values reach the sidecar env, a CA bundle is mounted and named in NODE_EXTRA_CA_CERTS', async () => {
+      const r = await render(bin, { sidecar: { egress: {
+        httpsProxy: 'http://proxy.corp:3128', httpProxy: 'http://proxy.corp:3128', noProxy: '.svc,10.0.0.0/8', proxyMode: 'off',
+        caBundle: { configMap: 'corp-ca', key: 'bundle.pem' },
+      } } });
+      const config = checkCommon(r);
+      const pod = injectWith(config);
+      const env = sidecarEnv(pod);
+      assert.equal(env.get('HTTPS_PROXY'), 'http://proxy.corp:3128');
+      assert.equal(env.get('HTTP_PROXY'), 'http://proxy.corp:3128');
+      assert.equal(env.get('NO_PROXY'), '.svc,10.0.0.0/8');
+      assert.equal(env.get('FIRSTOPS_PROXY_MODE'), 'off');
+      assert.equal(env.get('NODE_EXTRA_CA_CERTS'), '/etc/firstops/ca/bundle.pem');
+      assert.equal(pod.spec?.volumes?.find((v) => v.name === 'firstops-ca')?.configMap?.name, 'corp-ca');
+      const secret = injectWith(checkCommon(await render(bin, { sidecar: { egress: { caBundle: { secret: 'corp-ca-secret' } } } })));
+      assert.equal(secret.spec?.volumes?.find((v) => v.name === 'firstops-ca')?.secret?.secretName, 'corp-ca-secret');
+      assert.equal(sidecarEnv(secret).get('NODE_EXTRA_CA_CERTS'), '/etc/firstops/ca/ca.crt');
+      const defaults = injectWith(checkCommon(await render(bin, {})));
+      assert.equal(defaults.spec?.volumes?.some((v) => v.name === 'firstops-ca'), false, 'no bundle by default');
+      assert.equal(sidecarEnv(defaults).has('FIRSTOPS_PROXY_MODE'), false, 'env is the sidecar default');
     });
 
     it('kube-system stays excluded whatever webhook.excludedNamespaces lists', async () => {

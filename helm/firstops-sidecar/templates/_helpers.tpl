@@ -157,6 +157,10 @@ reads from FIRSTOPS_INJECTOR_SIDECAR_ENV.
 {{- range $name, $url := $s.upstreams }}
 {{- $_ := set $env (printf "FIRSTOPS_UPSTREAM_%s" ($name | upper | replace "-" "_")) $url }}
 {{- end }}
+{{- with $s.egress.httpsProxy }}{{ $_ := set $env "HTTPS_PROXY" . }}{{ end }}
+{{- with $s.egress.httpProxy }}{{ $_ := set $env "HTTP_PROXY" . }}{{ end }}
+{{- with $s.egress.noProxy }}{{ $_ := set $env "NO_PROXY" . }}{{ end }}
+{{- if ne $s.egress.proxyMode "env" }}{{ $_ := set $env "FIRSTOPS_PROXY_MODE" $s.egress.proxyMode }}{{ end }}
 {{- range $name, $value := $s.extraEnv }}
 {{- $_ := set $env $name (toString $value) }}
 {{- end }}
@@ -169,7 +173,7 @@ two in sync), besides FIRSTOPS_UPSTREAM_<NAME>. A FIRSTOPS_* name in
 sidecar.extraEnv that is not listed here is a typo the sidecar would ignore.
 */}}
 {{- define "firstops-sidecar.sidecarVariables" -}}
-{{- list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_IDENTITY_DIR" "FIRSTOPS_LISTEN_HOST" "FIRSTOPS_PORT" "FIRSTOPS_ADMIN_HOST" "FIRSTOPS_ADMIN_PORT" "FIRSTOPS_POLICY_FILE" "FIRSTOPS_REMOTE_POLICY" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_POLICY_BUDGET_MS" "FIRSTOPS_POLICY_WORKERS" "FIRSTOPS_POLICY_OFFLOAD_BYTES" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_DRAIN_TIMEOUT_MS" "FIRSTOPS_RESPONSE_TIMEOUT_MS" "FIRSTOPS_CONNECT_TIMEOUT_MS" "FIRSTOPS_RELOAD_INTERVAL_MS" | toJson }}
+{{- list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_IDENTITY_DIR" "FIRSTOPS_LISTEN_HOST" "FIRSTOPS_PORT" "FIRSTOPS_ADMIN_HOST" "FIRSTOPS_ADMIN_PORT" "FIRSTOPS_POLICY_FILE" "FIRSTOPS_REMOTE_POLICY" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_POLICY_BUDGET_MS" "FIRSTOPS_POLICY_WORKERS" "FIRSTOPS_POLICY_OFFLOAD_BYTES" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_DRAIN_TIMEOUT_MS" "FIRSTOPS_RESPONSE_TIMEOUT_MS" "FIRSTOPS_CONNECT_TIMEOUT_MS" "FIRSTOPS_RELOAD_INTERVAL_MS" "FIRSTOPS_PROXY_MODE" | toJson }}
 {{- end }}
 
 {{/*
@@ -199,6 +203,21 @@ Render-time checks of value combinations the schema cannot express.
 {{- if hasKey $v.sidecar.extraEnv $name }}
 {{- fail (printf "sidecar.extraEnv.%s is managed by the chart; set the matching sidecar.* value instead" $name) }}
 {{- end }}
+{{- end }}
+{{- $e := $v.sidecar.egress }}
+{{- range $pair := list (list $e.httpsProxy "HTTPS_PROXY" "httpsProxy") (list $e.httpProxy "HTTP_PROXY" "httpProxy") (list $e.noProxy "NO_PROXY" "noProxy") }}
+{{- if and (index $pair 0) (or (hasKey $v.sidecar.extraEnv (index $pair 1)) (hasKey $v.sidecar.extraEnv (lower (index $pair 1)))) }}
+{{- fail (printf "sidecar.extraEnv.%s (either case) and sidecar.egress.%s are mutually exclusive; keep sidecar.egress.%s" (index $pair 1) (index $pair 2) (index $pair 2)) }}
+{{- end }}
+{{- end }}
+{{- if hasKey $v.sidecar.extraEnv "FIRSTOPS_PROXY_MODE" }}
+{{- fail "sidecar.extraEnv.FIRSTOPS_PROXY_MODE is managed by the chart; set sidecar.egress.proxyMode instead" }}
+{{- end }}
+{{- if and $e.caBundle.configMap $e.caBundle.secret }}
+{{- fail "sidecar.egress.caBundle.configMap and sidecar.egress.caBundle.secret are mutually exclusive: the CA bundle comes from one of them" }}
+{{- end }}
+{{- if and (or $e.caBundle.configMap $e.caBundle.secret) (hasKey $v.sidecar.extraEnv "NODE_EXTRA_CA_CERTS") }}
+{{- fail "sidecar.egress.caBundle and sidecar.extraEnv.NODE_EXTRA_CA_CERTS are mutually exclusive: the chart sets NODE_EXTRA_CA_CERTS to the mounted bundle" }}
 {{- end }}
 {{- $known := include "firstops-sidecar.sidecarVariables" . | fromJsonArray }}
 {{- range $name, $_ := $v.sidecar.extraEnv }}
