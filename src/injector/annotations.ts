@@ -45,6 +45,8 @@ export const ANNOTATIONS = {
   caSecret: 'firstops.dev/ca-secret',
   /** Key of the bundle in that ConfigMap or Secret. */
   caKey: 'firstops.dev/ca-key',
+  /** `firstops.dev/client-cert-<name>: <tls Secret>` → mTLS client certificate for upstream <name>. */
+  clientCertPrefix: 'firstops.dev/client-cert-',
 } as const;
 
 /** Label the injector adds to injected pods (selected by the chart's PodMonitor). */
@@ -57,6 +59,14 @@ export const STATUS_INJECTED = 'injected';
 export const STATUS_SKIPPED_MISSING_SECRET = 'skipped-missing-secret';
 
 const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** An upstream name that also fits in the volume name `firstops-tls-<name>` (a DNS-1123 label). */
+export function checkClientCertName(name: string): string | undefined {
+  if (!UPSTREAM_NAME.test(name) || name.length > 50) {
+    return `: upstream name ${JSON.stringify(name)} must be lowercase letters, digits and '-' (at most 50)`;
+  }
+  return undefined;
+}
 
 const RESOURCE_ANNOTATIONS: ReadonlyArray<{ key: string; section: 'requests' | 'limits'; resource: ResourceName }> = [
   { key: ANNOTATIONS.cpuRequest, section: 'requests', resource: 'cpu' },
@@ -93,6 +103,8 @@ export interface PodOverrides {
   /** CA bundle source, from firstops.dev/ca-configmap or ca-secret. */
   caBundle: { source: 'configMap' | 'secret'; name: string } | undefined;
   caKey: string | undefined;
+  /** Upstream name → kubernetes.io/tls Secret with its client certificate, from firstops.dev/client-cert-<name>. */
+  clientCerts: ReadonlyMap<string, string>;
 }
 
 export interface ParsedAnnotations {
@@ -134,9 +146,15 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
 
   const upstreams = new Map<string, string>();
   const upstreamAnnotations = new Map<string, string>();
+  const clientCerts = new Map<string, string>();
   for (const [key, raw] of Object.entries(annotations)) {
     if (!key.startsWith(ANNOTATION_PREFIX)) continue;
-    if (key.startsWith(ANNOTATIONS.upstreamPrefix)) {
+    if (key.startsWith(ANNOTATIONS.clientCertPrefix)) {
+      const name = key.slice(ANNOTATIONS.clientCertPrefix.length);
+      const problem = checkClientCertName(name) ?? checkObjectName(raw.trim());
+      if (problem !== undefined) problems.push(`${key} ${problem}`);
+      else clientCerts.set(name, raw.trim());
+    } else if (key.startsWith(ANNOTATIONS.upstreamPrefix)) {
       const name = key.slice(ANNOTATIONS.upstreamPrefix.length);
       if (!UPSTREAM_NAME.test(name)) {
         problems.push(`${key}: upstream name ${JSON.stringify(name)} must be lowercase letters, digits and '-'`);
@@ -200,6 +218,7 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
       egressEnv,
       caBundle,
       caKey: checked(ANNOTATIONS.caKey, checkConfigMapKey),
+      clientCerts,
     },
     problems,
     unknown: unknown.sort(),

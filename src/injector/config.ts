@@ -4,6 +4,7 @@
  * the variable at fault, so a bad Helm value fails the pod at start with one
  * readable message instead of at the first admission request.
  */
+import { checkClientCertName } from './annotations.ts';
 import { InjectorError } from './errors.ts';
 import { SIDECAR_ENV, checkSidecarEnv } from './sidecar-env.ts';
 import {
@@ -34,6 +35,7 @@ export const INJECTOR_ENV = {
   caConfigMap: 'FIRSTOPS_INJECTOR_CA_CONFIGMAP',
   caSecret: 'FIRSTOPS_INJECTOR_CA_SECRET',
   caKey: 'FIRSTOPS_INJECTOR_CA_KEY',
+  clientCerts: 'FIRSTOPS_INJECTOR_CLIENT_CERTS',
 } as const;
 
 export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
@@ -71,6 +73,8 @@ export interface SidecarDefaults {
   /** A PEM CA bundle to mount and name in NODE_EXTRA_CA_CERTS (private CAs), if any. */
   caBundle: { source: 'configMap' | 'secret'; name: string } | undefined;
   caKey: string;
+  /** Upstream name → kubernetes.io/tls Secret holding its mTLS client certificate. */
+  clientCerts: ReadonlyMap<string, string>;
 }
 
 export interface InjectorConfig {
@@ -194,6 +198,15 @@ export function loadInjectorConfig(env: Env): InjectorConfig {
   const caKeyProblem = checkConfigMapKey(caKey);
   if (caKeyProblem !== undefined) issues.push(`${INJECTOR_ENV.caKey} ${caKeyProblem}`);
 
+  const clientCerts = new Map<string, string>();
+  const clientCertsRaw = read(INJECTOR_ENV.clientCerts);
+  const clientCertsObject = clientCertsRaw === undefined ? undefined : parseJsonObject(INJECTOR_ENV.clientCerts, clientCertsRaw, issues);
+  for (const [name, secret] of Object.entries(clientCertsObject ?? {})) {
+    const problem = checkClientCertName(name) ?? (typeof secret === 'string' ? checkObjectName(secret) : 'must be a Secret name');
+    if (problem !== undefined) issues.push(`${INJECTOR_ENV.clientCerts}: ${name} ${problem}`);
+    else clientCerts.set(name, secret as string);
+  }
+
   const native = boolean(INJECTOR_ENV.nativeSidecar, true);
   const baseUrlEnv = boolean(INJECTOR_ENV.baseUrlEnv, true);
 
@@ -203,7 +216,7 @@ export function loadInjectorConfig(env: Env): InjectorConfig {
   return {
     host, port, metricsPort, tlsCertFile, tlsKeyFile, tlsReloadIntervalMs, maxRequestBytes, drainTimeoutMs,
     shutdownDelayMs, missingSecretAction, excludedNamespaces,
-    sidecar: { image, imagePullPolicy, native, env: sidecarEnv, resources, policyConfigMap, policyKey, baseUrlEnv, caBundle, caKey },
+    sidecar: { image, imagePullPolicy, native, env: sidecarEnv, resources, policyConfigMap, policyKey, baseUrlEnv, caBundle, caKey, clientCerts },
   };
 }
 

@@ -37,6 +37,14 @@ export const DEFAULT_ADMIN_PORT = 9323;
 export const POLICY_MOUNT_DIR = '/etc/firstops/policy';
 /** Where a CA bundle ConfigMap or Secret is mounted inside the sidecar (NODE_EXTRA_CA_CERTS points into it). */
 export const CA_MOUNT_DIR = '/etc/firstops/ca';
+/** Where upstream <name>'s client certificate Secret (kubernetes.io/tls) is mounted. */
+export const CLIENT_CERT_MOUNT_DIR = '/etc/firstops/client-certs';
+
+/** The FIRSTOPS_TLS_CLIENT_CERT_/KEY_<NAME> pair for an upstream name as written in annotations. */
+export function clientCertEnvNames(name: string): { cert: string; key: string } {
+  const suffix = name.toUpperCase().replace(/[-.]/g, '_');
+  return { cert: CLIENT_CERT_PREFIXES[0] + suffix, key: CLIENT_CERT_PREFIXES[1] + suffix };
+}
 
 /** Env names that application containers receive, pointing SDKs at the proxy. */
 export const BASE_URL_ENV = {

@@ -7,7 +7,7 @@ import { ANNOTATIONS } from './annotations.ts';
 import type { PullPolicy, ResourceRequirements, SidecarDefaults } from './config.ts';
 import { RESOURCE_NAMES, checkResourceOrder } from './config.ts';
 import {
-  CA_MOUNT_DIR, DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, checkSidecarEnv,
+  CA_MOUNT_DIR, CLIENT_CERT_MOUNT_DIR, clientCertEnvNames, DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, checkSidecarEnv,
   portFromEnv, problemVariable,
 } from './sidecar-env.ts';
 
@@ -15,6 +15,8 @@ export const SIDECAR_CONTAINER_NAME = 'firstops-sidecar';
 export const IDENTITY_VOLUME_NAME = 'firstops-identity';
 export const POLICY_VOLUME_NAME = 'firstops-policy';
 export const CA_VOLUME_NAME = 'firstops-ca';
+/** `firstops-tls-<upstream name>`: one volume per client certificate Secret. */
+export const CLIENT_CERT_VOLUME_PREFIX = 'firstops-tls-';
 export const ADMIN_PORT_NAME = 'firstops-admin';
 export const SIDECAR_UID = 65532;
 
@@ -139,6 +141,21 @@ export function buildSidecar(
     env.set(SIDECAR_ENV.extraCaCerts, `${CA_MOUNT_DIR}/${overrides.caKey ?? defaults.caKey}`);
   } else if (overrides.caKey !== undefined) {
     problems.push(`${ANNOTATIONS.caKey} needs a CA bundle: add ${ANNOTATIONS.caConfigMap} or ${ANNOTATIONS.caSecret}, or set sidecar.egress.caBundle in the chart`);
+  }
+  // mTLS client certificates: each tls Secret mounted apart, the sidecar told where its two files are.
+  const clientCerts = new Map([...defaults.clientCerts, ...overrides.clientCerts]);
+  for (const [name, secret] of clientCerts) {
+    const dir = `${CLIENT_CERT_MOUNT_DIR}/${name}`;
+    const volume = `${CLIENT_CERT_VOLUME_PREFIX}${name}`;
+    volumes.push({ name: volume, secret: { secretName: secret, defaultMode: 0o444 } });
+    volumeMounts.push({ name: volume, mountPath: dir, readOnly: true });
+    const names = clientCertEnvNames(name);
+    env.set(names.cert, `${dir}/tls.crt`);
+    env.set(names.key, `${dir}/tls.key`);
+    if (overrides.clientCerts.has(name)) {
+      setBy.set(names.cert, `${ANNOTATIONS.clientCertPrefix}${name}`);
+      setBy.set(names.key, `${ANNOTATIONS.clientCertPrefix}${name}`);
+    }
   }
   if (overrides.failMode !== undefined) {
     env.set(SIDECAR_ENV.failMode, overrides.failMode);

@@ -591,6 +591,9 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const secret = injectWith(checkCommon(await render(bin, { sidecar: { egress: { caBundle: { secret: 'corp-ca-secret' } } } })));
       assert.equal(secret.spec?.volumes?.find((v) => v.name === 'firstops-ca')?.secret?.secretName, 'corp-ca-secret');
       assert.equal(sidecarEnv(secret).get('NODE_EXTRA_CA_CERTS'), '/etc/firstops/ca/ca.crt');
+      const mtls = injectWith(checkCommon(await render(bin, { sidecar: { egress: { clientCertificates: { openai: 'openai-client-tls' } } } })));
+      assert.equal(mtls.spec?.volumes?.find((v) => v.name === 'firstops-tls-openai')?.secret?.secretName, 'openai-client-tls');
+      assert.equal(sidecarEnv(mtls).get('FIRSTOPS_TLS_CLIENT_KEY_OPENAI'), '/etc/firstops/client-certs/openai/tls.key');
       const defaults = injectWith(checkCommon(await render(bin, {})));
       assert.equal(defaults.spec?.volumes?.some((v) => v.name === 'firstops-ca'), false, 'no bundle by default');
       assert.equal(sidecarEnv(defaults).has('FIRSTOPS_PROXY_MODE'), false, 'env is the sidecar default');

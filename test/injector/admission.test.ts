@@ -317,6 +317,26 @@ describe('per-pod annotations', () => {
     assert.match(rejection(barePodReview({ 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo', 'firstops.dev/ca-key': 'x.pem' })), /ca-key needs a CA bundle/);
   });
 
+  it('mTLS: a client certificate Secret per upstream is mounted and named in FIRSTOPS_TLS_CLIENT_CERT_/KEY_<NAME>', () => {
+    const { pod } = inject(barePodReview({
+      'firstops.dev/inject': 'true',
+      'firstops.dev/agent-secret': 'solo',
+      'firstops.dev/upstream-azure-openai': 'https://example.openai.azure.com',
+      'firstops.dev/client-cert-azure-openai': 'azure-client-tls',
+    }), testConfig({ FIRSTOPS_INJECTOR_CLIENT_CERTS: JSON.stringify({ openai: 'org-client-tls' }) }));
+    const sidecar = sidecarOf(pod);
+    const env = envOf(sidecar);
+    assert.equal(env.get('FIRSTOPS_TLS_CLIENT_CERT_AZURE_OPENAI'), '/etc/firstops/client-certs/azure-openai/tls.crt');
+    assert.equal(env.get('FIRSTOPS_TLS_CLIENT_KEY_AZURE_OPENAI'), '/etc/firstops/client-certs/azure-openai/tls.key');
+    assert.equal(env.get('FIRSTOPS_TLS_CLIENT_CERT_OPENAI'), '/etc/firstops/client-certs/openai/tls.crt');
+    assert.equal(pod.spec?.volumes?.find((v) => v.name === 'firstops-tls-azure-openai')?.secret?.secretName, 'azure-client-tls');
+    assert.equal(pod.spec?.volumes?.find((v) => v.name === 'firstops-tls-openai')?.secret?.secretName, 'org-client-tls');
+    assert.ok(sidecar.volumeMounts?.some((m) => m.mountPath === '/etc/firstops/client-certs/azure-openai' && m.readOnly));
+
+    const unknown = rejection(barePodReview({ 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo', 'firstops.dev/client-cert-nope': 'x-tls' }));
+    assert.match(unknown, /annotation firstops\.dev\/client-cert-nope: the sidecar would refuse FIRSTOPS_TLS_CLIENT_CERT_NOPE=.*configured upstream/);
+  });
+
   it('a request above the chart limit is rejected before the API server would', () => {
     const message = rejection(barePodReview({
       'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo', 'firstops.dev/memory-request': '1Gi',

@@ -223,6 +223,8 @@ Render-time checks of value combinations the schema cannot express.
 {{- range $name, $_ := $v.sidecar.extraEnv }}
 {{- if hasPrefix "FIRSTOPS_UPSTREAM_" $name }}
 {{- fail (printf "sidecar.extraEnv.%s: declare upstreams in sidecar.upstreams instead" $name) }}
+{{- else if or (hasPrefix "FIRSTOPS_TLS_CLIENT_CERT_" $name) (hasPrefix "FIRSTOPS_TLS_CLIENT_KEY_" $name) }}
+{{- fail (printf "sidecar.extraEnv.%s: declare client certificates in sidecar.egress.clientCertificates (the chart mounts the Secret)" $name) }}
 {{- else if and (hasPrefix "FIRSTOPS_" $name) (not (has $name $known)) }}
 {{- fail (printf "sidecar.extraEnv.%s is not a variable the sidecar reads (known: %s)" $name (join ", " $known)) }}
 {{- end }}
