@@ -3,6 +3,7 @@ import { describeConfig, loadConfig, type Env } from './config.ts';
 import { loadClientCertificates } from './client-certs.ts';
 import { createIdentity, readIdentityFiles } from './identity.ts';
 import { compilePolicy } from './policy/local.ts';
+import { compilePattern, NativeModuleError } from './policy/regex.ts';
 import { readFile } from 'node:fs/promises';
 
 export type Command = 'serve' | 'check' | 'healthcheck' | 'injector' | 'help';
@@ -21,10 +22,27 @@ export function parseCommand(argv: readonly string[]): Command | undefined {
   return (COMMANDS as readonly string[]).includes(arg) ? (arg as Command) : undefined;
 }
 
+/**
+ * Why the native RE2 binding that every policy pattern (local rules, remote
+ * answers) runs on cannot load, or undefined when it loads. `serve` refuses
+ * to start and `check` reports it, with the fix, before anything else.
+ */
+export function nativeProblem(): string | undefined {
+  try {
+    compilePattern('', '');
+    return undefined;
+  } catch (err) {
+    if (err instanceof NativeModuleError) return err.message;
+    throw err;
+  }
+}
+
 /** `check`: everything `serve` validates before it listens, as a report. Returns the exit code. */
 export async function runCheck(env: Env, out: (line: string) => void): Promise<number> {
   const problems: string[] = [];
   let report: Record<string, unknown> = {};
+  const native = nativeProblem();
+  if (native) problems.push(native);
   try {
     const config = loadConfig(env);
     report = { config: describeConfig(config) };
@@ -47,7 +65,8 @@ export async function runCheck(env: Env, out: (line: string) => void): Promise<n
         problems.push((err as Error).message);
       }
     }
-    if (config.policyFile) {
+    // Without the binding, compiling the policy would only repeat that problem.
+    if (config.policyFile && !native) {
       try {
         const policy = compilePolicy(await readFile(config.policyFile, 'utf8'), config.policyFile);
         report.policy = { file: config.policyFile, rules: policy.ruleCount };

@@ -2,7 +2,7 @@
 // The only module with side effects: reads argv and env, starts what was asked, handles signals.
 import { ConfigError, loadConfig } from './config.ts';
 import { LOG_LEVELS, createLogger } from './log.ts';
-import { USAGE, parseCommand, runCheck, runHealthcheck } from './cli.ts';
+import { USAGE, nativeProblem, parseCommand, runCheck, runHealthcheck } from './cli.ts';
 import { startSidecar } from './server.ts';
 
 const env = process.env;
@@ -61,6 +61,9 @@ switch (command) {
       if (err instanceof ConfigError) fail(err.message, 2);
       throw err;
     }
+    // No policy pattern can run without the native RE2 binding: one line, exit 2.
+    const native = nativeProblem();
+    if (native) fail(native, 2);
     const logger = createLogger({ level: config.logLevel });
     // A bug that escapes every handler still leaves one JSON line (pino flushes on exit).
     process.on('uncaughtException', (err) => {
