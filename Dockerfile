@@ -13,11 +13,19 @@
 # Runtime base: distroless nodejs24 on Debian 13 (trixie), not Debian 12.
 # Debian 12's regular security support ended in June 2026 and distroless
 # follows the current stable release, so debian13 is the variant that keeps
-# receiving patched glibc/openssl/tzdata layers. The builder is the same
-# Debian release (node:24-trixie-slim) so anything compiled in it would link
-# against the same glibc it runs on (today there is no native addon at all).
+# receiving patched glibc/openssl/tzdata layers. It carries libstdc++ and
+# libgcc_s, all the native re2 addon links against besides glibc.
+#
+# Builder: node:24-trixie, the full (buildpack-deps based) variant, because
+# the build stage compiles the native re2 addon with node-gyp: it already has
+# g++, make and python3, and Node's headers in /usr/local/include/node. The
+# alternative, node:24-trixie-slim plus `apt-get install g++ make python3`,
+# pulls less but makes every uncached build depend on a Debian mirror and on
+# whatever package versions it serves that day; the builder's size never
+# reaches the runtime image. Same Debian release as the runtime, so re2.node
+# links against the glibc and libstdc++ it runs with.
 # Pin both by digest in production (IMAGE@sha256:...).
-ARG BUILDER_IMAGE=node:24-trixie-slim
+ARG BUILDER_IMAGE=node:24-trixie
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
 
 # ---------------------------------------------------------------- build ----
@@ -29,24 +37,37 @@ ENV NODE_ENV=development \
     npm_config_audit=false
 
 # Dependencies first, so this layer is reused until the lockfile changes.
-# --ignore-scripts: nothing the image needs has an install script, and the
-# dev-only `node` package would otherwise download a second Node binary.
+# --ignore-scripts: the dev-only `node` package would otherwise download a
+# second Node binary. The one install script the image needs, re2's (a
+# node-gyp build of the vendored RE2 sources), runs next, explicitly: for
+# this image's node (--nodedir: its own headers), never a prebuilt download
+# (RE2_DOWNLOAD_FORCE_BUILD), and the build fails here if the result does
+# not load.
+ENV RE2_DOWNLOAD_FORCE_BUILD=1
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm,sharing=locked \
-    npm ci --ignore-scripts
+    npm ci --ignore-scripts \
+ && nodedir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" \
+ && test -f "$nodedir/include/node/node_version.h" \
+ && npm rebuild re2 --nodedir="$nodedir" \
+ && node -e "require('re2')"
 
 COPY tsconfig.json ./
 COPY src ./src
 COPY deploy/image/bundle.mjs ./deploy/image/bundle.mjs
 # tsc emits dist/; esbuild then folds dist/main.js and the production
-# dependencies into /out/dist/main.js (+ license notices, minimal package.json).
+# dependencies into /out/dist/main.js, the policy worker into
+# /out/dist/worker.js, and copies the native re2 package's runtime files to
+# /out/node_modules/re2 (+ license notices, minimal package.json).
 RUN npm run build \
  && node deploy/image/bundle.mjs /out
 
 # -------------------------------------------------------------- runtime ----
-# Holds only what runs: the bundled dist/main.js, a minimal package.json
-# ("type": "module"), the bundled packages' license notices and the example
-# policy. No node_modules, no shell, no package manager.
+# Holds only what runs: the bundled dist/main.js and dist/worker.js, the
+# native re2 addon (node_modules/re2: re2.js, package.json, LICENSE and
+# build/Release/re2.node, nothing else), a minimal package.json ("type":
+# "module"), the license notices and the example policy. No other
+# node_modules, no shell, no package manager.
 # Bundle vs pruned production node_modules, measured on the same Node 24
 # (details in deploy/README.md): the bundle is 2 MB instead of 19 MB and
 # reaches /readyz ~70 ms sooner, so the bundle it is. The entry file is still
