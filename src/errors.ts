@@ -27,6 +27,10 @@ export const ERROR_TABLE = {
   gateway_unreachable: { status: 502, message: 'FirstOps gateway refused or could not be reached' },
   gateway_timeout: { status: 504, message: 'FirstOps gateway did not answer in time' },
   gateway_error: { status: 502, message: 'FirstOps gateway request failed' },
+  debug_invalid_input: { status: 400, message: 'invalid debug listener request' },
+  debug_not_found: { status: 404, message: 'the debug listener serves /, /debug/requests, /debug/requests/stream, /debug/config, /debug/evaluate and /debug/log-level only' },
+  debug_host_refused: { status: 403, message: 'the debug listener answers requests addressed to a loopback host only (Host header; guards against DNS rebinding)' },
+  debug_stream_full: { status: 503, message: 'too many readers on /debug/requests/stream' },
   internal: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
