@@ -36,7 +36,7 @@ export function createLevelSwitch(logger: Logger, configured: LevelWithSilent): 
   const apply = (level: LevelWithSilent, why: string): void => {
     const previous = logger.level;
     logger.level = level;
-    logger.warn({ component: 'debug', level, previous, ...(revertAt ? { revert_at: new Date(revertAt).toISOString() } : {}) }, why);
+    logger.warn({ component: 'debug', log_level: level, previous_log_level: previous, ...(revertAt ? { revert_at: new Date(revertAt).toISOString() } : {}) }, why);
   };
   const clear = (): void => {
     if (timer) clearTimeout(timer);
