@@ -393,3 +393,21 @@ test('GET / is one self-contained page, with a CSP that allows nothing else', as
   assert.doesNotMatch(page.text, /<link|<script[^>]+src=|<img|https?:\/\//i, 'no external assets');
   for (const id of ['rows', 'dry-run', 'level-form', 'config']) assert.match(page.text, new RegExp(`id="${id}"`));
 });
+
+test('FIRSTOPS_DEBUG_PORT=off starts no listener; ALLOW_REMOTE lifts the Host guard', async () => {
+  const off = await startTestSidecar({ FIRSTOPS_DEBUG_PORT: 'off', FIRSTOPS_UPSTREAM_OPENAI: upstream.url });
+  try {
+    assert.equal(off.sidecar.debugAddress, undefined);
+    assert.equal((await off.logs.waitFor('firstops-sidecar listening')).debug, 'off');
+  } finally {
+    await off.close();
+  }
+  const open = await startTestSidecar({ FIRSTOPS_DEBUG_ALLOW_REMOTE: 'true', FIRSTOPS_UPSTREAM_OPENAI: upstream.url });
+  try {
+    const port = open.sidecar.debugAddress!.port;
+    const res = await rawRequest(port, `GET /debug/log-level HTTP/1.1\r\nHost: pod.example:${port}\r\nConnection: close\r\n\r\n`);
+    assert.equal(res.status, 200);
+  } finally {
+    await open.close();
+  }
+});
