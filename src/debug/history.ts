@@ -31,8 +31,8 @@ export interface HistoryFilter {
 
 export interface History {
   readonly capacity: number;
-  /** O(1): overwrites the oldest entry once full; keeps a reference, copies nothing. */
-  push(line: RequestLine): void;
+  /** O(1): overwrites the oldest entry once full; keeps a reference, copies nothing. `at`: epoch ms. */
+  push(line: RequestLine, at: number): void;
   /** Newest first, filtered, at most `limit`. */
   list(filter?: HistoryFilter): HistoryEntry[];
   readonly size: number;
@@ -59,9 +59,9 @@ export function createHistory(capacity: number): History {
     get size() {
       return size;
     },
-    push(line) {
+    push(line, at) {
       lines[next] = line;
-      times[next] = Date.now();
+      times[next] = at;
       next = next + 1 === capacity ? 0 : next + 1;
       if (size < capacity) size++;
     },

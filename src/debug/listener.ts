@@ -36,8 +36,9 @@ export function createDebugListener(deps: Omit<DebugDeps, 'history' | 'tap' | 'l
   return {
     server,
     record(line) {
-      history.push(line);
-      if (tap.size > 0) tap.publish(line, Date.now());
+      const at = Date.now();
+      history.push(line, at);
+      if (tap.size > 0) tap.publish(line, at);
     },
     close() {
       tap.close();

@@ -209,7 +209,15 @@ export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
       reason: result.reason || null,
       source: result.kind === 'unavailable' ? 'remote' : result.source ?? null,
     };
-    if (result.kind === 'forward' && result.outcome === 'modify') answer.body = JSON.parse(result.body.toString('utf8'));
+    if (result.kind === 'forward' && result.outcome === 'modify') {
+      // Both sources produce a JSON object here (the remote answer is checked when parsed); shown as text otherwise.
+      const text = result.body.toString('utf8');
+      try {
+        answer.body = JSON.parse(text);
+      } catch {
+        answer.body_text = text;
+      }
+    }
     return c.json(answer);
   });
 

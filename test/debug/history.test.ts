@@ -11,9 +11,9 @@ const line = (i: number, over: Partial<RequestLine> = {}): RequestLine => ({
 test('the ring keeps the last N, newest first, and never grows past N', () => {
   const history = createHistory(5);
   assert.deepEqual(history.list(), []);
-  for (let i = 0; i < 3; i++) history.push(line(i));
+  for (let i = 0; i < 3; i++) history.push(line(i), Date.now());
   assert.deepEqual(history.list().map((e) => e.path), ['/llm/x/2', '/llm/x/1', '/llm/x/0']);
-  for (let i = 3; i < 1003; i++) history.push(line(i));
+  for (let i = 3; i < 1003; i++) history.push(line(i), Date.now());
   assert.equal(history.size, 5);
   assert.deepEqual(history.list().map((e) => e.path), ['/llm/x/1002', '/llm/x/1001', '/llm/x/1000', '/llm/x/999', '/llm/x/998']);
   assert.ok(history.list().every((e) => !Number.isNaN(Date.parse(e.time))));
@@ -21,7 +21,7 @@ test('the ring keeps the last N, newest first, and never grows past N', () => {
 
 test('filters combine, and limit counts matches', () => {
   const history = createHistory(100);
-  for (let i = 0; i < 100; i++) history.push(line(i));
+  for (let i = 0; i < 100; i++) history.push(line(i), Date.now());
   const denied = history.list({ status: 403 });
   assert.equal(denied.length, 34);
   assert.ok(denied.every((e) => e.decision === 'deny'));
