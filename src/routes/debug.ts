@@ -11,7 +11,6 @@ import { LOG_LEVELS, type Logger } from '../log.ts';
 import { assertSafePath, parseTarget } from '../path.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import type { PolicyStore } from '../policy/store.ts';
-import { llmEvent } from '../policy/types.ts';
 import { VERSION } from '../version.ts';
 import type { History, HistoryFilter } from '../debug/history.ts';
 import { DEFAULT_LEVEL_TTL_SECONDS, MAX_LEVEL_TTL_SECONDS, isLogLevel, type LevelState, type LevelSwitch } from '../debug/log-level.ts';
@@ -194,21 +193,28 @@ export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
     if (!config.upstreams.has(provider)) throw new SidecarError('debug_invalid_input', `no upstream is configured for provider ${JSON.stringify(provider.slice(0, 64))}`);
     if (!chain.configured()) return fail(c, 'governance_not_configured');
 
-    const toolInput = body as Record<string, unknown> | undefined;
+    // The request the route would see: the body as JSON bytes, or no body at all.
     const toolName = llmToolName(provider, rest);
-    const bytes = toolInput === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(toolInput));
-    const result = await chain.evaluate(llmEvent(toolName, toolInput), bytes, {
-      remote: remote === true && toolInput !== undefined,
-      signal: c.req.raw.signal,
-    });
+    const result = await chain.evaluate(
+      {
+        toolName,
+        channel: 'llm',
+        body: body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body)),
+        contentType: body === undefined ? undefined : 'application/json',
+        contentTypeCount: body === undefined ? 0 : 1,
+      },
+      { remote: remote === true, signal: c.req.raw.signal },
+    );
     if (result.kind === 'aborted') return fail(c, 'debug_invalid_input', 'the request was abandoned');
+    if (result.kind === 'refused') throw new SidecarError('debug_invalid_input', `the proxy would refuse this body (${result.code}${result.detail ? `: ${result.detail}` : ''})`);
     const answer: Record<string, unknown> = {
       tool_name: toolName,
       decision: result.outcome,
       policy_id: result.kind === 'unavailable' ? null : result.policyId || null,
       reason: result.reason || null,
-      source: result.kind === 'unavailable' ? 'remote' : result.source ?? null,
+      source: result.source ?? null,
     };
+    if (result.kind === 'unavailable') answer.code = result.code;
     if (result.kind === 'forward' && result.outcome === 'modify') {
       // Both sources produce a JSON object here (the remote answer is checked when parsed); shown as text otherwise.
       const text = result.body.toString('utf8');
