@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the test suite uses beyond Node: promtool (from the
 # prometheus package) for the metrics lint, python3/make/g++ for the native
-# re2 addon, and what the container test needs (.ci/setup-container.sh). Idempotent and quiet when all is present. Without
+# re2 addon, chromium for the debug page's browser test (driven by
+# playwright-core), and what the container test needs (.ci/setup-container.sh).
+# Idempotent and quiet when all is present. Without
 # root it only reports what is missing; the tests that need it then fail with
 # a message naming it.
 set -euo pipefail
@@ -34,6 +36,17 @@ if ((${#toolchain[@]} > 0)); then
     apt-get install -y -qq --no-install-recommends "${toolchain[@]}" >/dev/null
   else
     echo "setup-host: ${toolchain[*]} missing and not root; install them (needed to build re2)" >&2
+  fi
+fi
+
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup-host: installing chromium (for the debug page's browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup-host: /usr/bin/chromium missing and not root; install Debian's chromium package" >&2
   fi
 fi
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { LOG_LEVELS } from './log.ts';
 import { readClientCertFiles, type ClientCertFiles } from './client-certs.ts';
 import { PROXY_MODES, describeRoute, readEgress, type EgressConfig } from './egress.ts';
@@ -40,6 +41,11 @@ export interface Config {
   readonly egress: EgressConfig;
   /** mTLS client certificate files by upstream name (FIRSTOPS_TLS_CLIENT_CERT_<NAME>/_KEY_<NAME>). */
   readonly clientCerts: ReadonlyMap<string, ClientCertFiles>;
+  /** The debug listener (kubectl port-forward); port undefined when `off`. */
+  readonly debugHost: string;
+  readonly debugPort: number | undefined;
+  readonly debugAllowRemote: boolean;
+  readonly debugHistory: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -73,6 +79,10 @@ export const VARIABLES = {
   FIRSTOPS_CONNECT_TIMEOUT_MS: '10000',
   FIRSTOPS_RELOAD_INTERVAL_MS: '2000',
   FIRSTOPS_PROXY_MODE: 'env',
+  FIRSTOPS_DEBUG_HOST: '127.0.0.1',
+  FIRSTOPS_DEBUG_PORT: '9324',
+  FIRSTOPS_DEBUG_ALLOW_REMOTE: 'false',
+  FIRSTOPS_DEBUG_HISTORY: '200',
 } as const satisfies Record<string, string | undefined>;
 
 type Variable = keyof typeof VARIABLES;
@@ -130,6 +140,25 @@ class Reader {
     }
     return value as T;
   }
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`: addresses only the pod itself (and kubectl port-forward) reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  // The URL parser normalises IPv6 (0:0::1 is [::1], ::ffff:127.0.0.1 is [::ffff:7f00:1]).
+  if (isIP(h) === 6) {
+    const normal = new URL(`http://[${h}]/`).hostname;
+    return normal === '[::1]' || normal.startsWith('[::ffff:7f');
+  }
+  return false;
+}
+
+function readDebugPort(r: Reader): number | undefined {
+  const value = (r.raw('FIRSTOPS_DEBUG_PORT') ?? '').trim().toLowerCase();
+  if (value === 'off') return undefined;
+  return r.integer('FIRSTOPS_DEBUG_PORT', 0, 65535);
 }
 
 /**
@@ -212,7 +241,17 @@ export function loadConfig(env: Env): Config {
     reloadIntervalMs: r.integer('FIRSTOPS_RELOAD_INTERVAL_MS', 100, 3_600_000),
     egress: readEgress(env, r.oneOf('FIRSTOPS_PROXY_MODE', PROXY_MODES), problem),
     clientCerts: readClientCertFiles(env, upstreams, problem),
+    debugHost: r.string('FIRSTOPS_DEBUG_HOST'),
+    debugPort: readDebugPort(r),
+    debugAllowRemote: r.oneOf('FIRSTOPS_DEBUG_ALLOW_REMOTE', ['false', 'true'] as const) === 'true',
+    debugHistory: r.integer('FIRSTOPS_DEBUG_HISTORY', 1, 10_000),
   };
+  if (config.debugPort !== undefined && config.debugHost && !config.debugAllowRemote && !isLoopbackHost(config.debugHost)) {
+    r.problem('FIRSTOPS_DEBUG_HOST', config.debugHost, 'a loopback address (127.0.0.1, ::1, localhost); the debug listener shows request history and changes log levels, so a non-loopback host also needs FIRSTOPS_DEBUG_ALLOW_REMOTE=true (unsafe: anyone who reaches the port can use it)');
+  }
+  if (config.debugPort !== undefined && config.debugPort !== 0 && (config.debugPort === config.port || config.debugPort === config.adminPort)) {
+    r.problem('FIRSTOPS_DEBUG_PORT', String(config.debugPort), 'a port different from FIRSTOPS_PORT and FIRSTOPS_ADMIN_PORT (or off)');
+  }
   if (config.port !== 0 && config.port === config.adminPort && config.listenHost === config.adminHost) {
     r.problem('FIRSTOPS_ADMIN_PORT', String(config.adminPort), 'a port different from FIRSTOPS_PORT');
   }

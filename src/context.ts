@@ -1,6 +1,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import type { Route } from './metrics.ts';
 import type { Target } from './path.ts';
+import type { PolicySource } from './policy/types.ts';
 
 /** What a request's handler learns, for the one log line and the metrics written when it ends. */
 export interface RequestRecord {
@@ -8,6 +9,9 @@ export interface RequestRecord {
   provider: string;
   decision: string | undefined;
   policyId: string | undefined;
+  /** Which policy source decided (`local`/`remote`), and why, as the rule or the gateway put it. */
+  source: PolicySource | undefined;
+  reason: string | undefined;
   code: string | undefined;
   bytesIn: number;
   bytesOut: number;
@@ -29,6 +33,8 @@ export function newRecord(route: Route): RequestRecord {
     provider: route === 'llm' ? 'unknown' : 'none',
     decision: undefined,
     policyId: undefined,
+    source: undefined,
+    reason: undefined,
     code: undefined,
     bytesIn: 0,
     bytesOut: 0,

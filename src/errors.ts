@@ -35,6 +35,10 @@ export const ERROR_TABLE = {
   proxy_refused: { status: 502, message: 'egress proxy refused to open a tunnel to the target' },
   proxy_timeout: { status: 504, message: 'egress proxy did not answer in time' },
   proxy_tls: { status: 502, message: 'TLS verification of the egress proxy failed; a private CA goes in NODE_EXTRA_CA_CERTS' },
+  debug_invalid_input: { status: 400, message: 'invalid debug listener request' },
+  debug_not_found: { status: 404, message: 'the debug listener serves /, /debug/requests, /debug/requests/stream, /debug/config, /debug/evaluate and /debug/log-level only' },
+  debug_host_refused: { status: 403, message: 'the debug listener answers requests addressed to a loopback host only (Host header; guards against DNS rebinding)' },
+  debug_stream_full: { status: 503, message: 'too many readers on /debug/requests/stream' },
   internal: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

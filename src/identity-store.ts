@@ -3,11 +3,22 @@ import { startPoller } from './reload.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 
+/** What is loaded, for the debug listener: the agent id and key thumbprint, never the key. */
+export interface IdentityStatus {
+  readonly dir: string;
+  readonly agentId: string | undefined;
+  readonly jkt: string | undefined;
+  readonly loadedAt: string | undefined;
+  /** The outcome of the last reload that found changed files. */
+  readonly lastReload: { readonly at: string; readonly result: 'success' | 'failure'; readonly error?: string } | undefined;
+}
+
 export interface IdentityStore {
   /** The identity new requests are signed with; undefined when none is mounted. */
   current(): Identity | undefined;
   /** Why there is no identity, for the 503 the routes answer. */
   readonly missingReason: string;
+  status(): IdentityStatus;
   /** Re-reads the secret now (the poller does this every interval). */
   reload(): Promise<void>;
   close(): void;
@@ -34,6 +45,8 @@ export async function openIdentityStore(options: {
   const files = await readIdentityFiles(dir);
   let identity = files ? await createIdentity(files.agentId, files.privateKey) : undefined;
   metrics.identityLoaded.set(identity ? 1 : 0);
+  let loadedAt = identity ? new Date().toISOString() : undefined;
+  let lastReload: IdentityStatus['lastReload'];
   const missingReason = `no agent identity is mounted at ${dir} (files agent-id and private-key.pem)`;
   if (identity) log.info({ jkt: identity.jkt.slice(0, 8) }, 'agent identity loaded');
   else log.warn({ dir }, `${missingReason}: /mcp answers 503 and remote policy evaluation is skipped until one appears`);
@@ -51,10 +64,13 @@ export async function openIdentityStore(options: {
         const fresh = await createIdentity(read.agentId, read.privateKey);
         const rotated = identity !== undefined;
         identity = fresh;
+        loadedAt = new Date().toISOString();
+        lastReload = { at: loadedAt, result: 'success' };
         metrics.identityLoaded.set(1);
         metrics.identityReloads.inc({ result: 'success' });
         log.info({ jkt: fresh.jkt.slice(0, 8) }, rotated ? 'agent identity rotated' : 'agent identity loaded');
       } catch (err) {
+        lastReload = { at: new Date().toISOString(), result: 'failure', error: (err as Error).message };
         metrics.identityReloads.inc({ result: 'failure' });
         log.error({ err: { code: (err as IdentityError).code, message: (err as Error).message } }, identity ? 'new identity rejected; keeping the current one' : 'identity rejected');
       }
@@ -64,6 +80,7 @@ export async function openIdentityStore(options: {
   return {
     current: () => identity,
     missingReason,
+    status: () => ({ dir, agentId: identity?.agentId, jkt: identity?.jkt, loadedAt, lastReload }),
     reload: poller.check,
     close: poller.stop,
   };

@@ -19,10 +19,14 @@ import { createLlmHandler } from './routes/llm.ts';
 import { createMcpHandler } from './routes/mcp.ts';
 import { createProxyApp } from './routes/proxy.ts';
 import { openDispatcher } from './upstream.ts';
+import { createDebugListener, type DebugListener } from './debug/listener.ts';
+import type { RequestLine } from './debug/history.ts';
 
 export interface Sidecar {
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo;
+  /** Undefined when FIRSTOPS_DEBUG_PORT=off. */
+  readonly debugAddress: AddressInfo | undefined;
   readonly metrics: Metrics;
   readonly identity: IdentityStore;
   readonly policy: PolicyStore | undefined;
@@ -31,6 +35,7 @@ export interface Sidecar {
 }
 
 const MAX_LOGGED_PATH = 256;
+const MAX_LOGGED_REASON = 256;
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
@@ -97,6 +102,9 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     metrics,
     logger,
   });
+  const debug: DebugListener | undefined = config.debugPort === undefined
+    ? undefined
+    : createDebugListener({ config, chain, identity, policy, logger });
   const proxyApp: Hono<ProxyEnv> = createProxyApp({
     llm: createLlmHandler({ config, chain, dispatcher, metrics }),
     mcp: createMcpHandler({ config, gateway, identity, metrics }),
@@ -142,7 +150,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     metrics.requestDuration.observe({ route: record.route, provider }, seconds);
     const url = req.url ?? '';
     const q = url.indexOf('?');
-    requestLog.info({
+    const line: RequestLine = {
       route: record.route,
       provider,
       method: req.method,
@@ -151,10 +159,14 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
       duration_ms: Math.round(seconds * 10_000) / 10,
       decision: record.decision,
       policy_id: record.policyId,
+      source: record.source,
+      reason: record.reason?.slice(0, MAX_LOGGED_REASON),
       code: record.code,
       bytes_in: record.bytesIn,
       bytes_out: record.bytesOut,
-    }, 'request');
+    };
+    requestLog.info(line, 'request');
+    debug?.record(line);
   };
 
   const proxyServer = createServer(
@@ -196,17 +208,24 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
 
   let proxyAddress: AddressInfo;
   let adminAddress: AddressInfo;
+  let debugAddress: AddressInfo | undefined;
   try {
     adminAddress = await listen(adminServer, config.adminPort, config.adminHost);
+    if (debug) debugAddress = await listen(debug.server, config.debugPort!, config.debugHost);
     proxyAddress = await listen(proxyServer, config.port, config.listenHost);
     proxyListening = true;
   } catch (err) {
     adminServer.close();
     proxyServer.close();
+    void debug?.close();
     closeAll();
     throw err;
   }
-  logger.info({ proxy: `${proxyAddress.address}:${proxyAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}` }, 'firstops-sidecar listening');
+  logger.info({
+    proxy: `${proxyAddress.address}:${proxyAddress.port}`,
+    admin: `${adminAddress.address}:${adminAddress.port}`,
+    debug: debugAddress ? `${debugAddress.address}:${debugAddress.port}` : 'off',
+  }, 'firstops-sidecar listening');
 
   let drained: Promise<void> | undefined;
   const drain = (): Promise<void> => {
@@ -229,6 +248,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
         await closed;
       }
       closeAll();
+      await debug?.close();
       await new Promise<void>((resolve) => {
         adminServer.close(() => resolve());
         adminServer.closeAllConnections();
@@ -238,5 +258,5 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     return drained;
   };
 
-  return { proxyAddress, adminAddress, metrics, identity, policy, drain };
+  return { proxyAddress, adminAddress, debugAddress, metrics, identity, policy, drain };
 }

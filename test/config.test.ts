@@ -84,3 +84,33 @@ function loadConfigError(env: Record<string, string>): string {
   }
   return '';
 }
+
+test('debug listener: loopback on 9324 by default, off, and a non-loopback host only with ALLOW_REMOTE', () => {
+  const c = loadConfig({});
+  assert.equal(c.debugHost, '127.0.0.1');
+  assert.equal(c.debugPort, 9324);
+  assert.equal(c.debugAllowRemote, false);
+  assert.equal(c.debugHistory, 200);
+  assert.equal(loadConfig({ FIRSTOPS_DEBUG_PORT: 'off' }).debugPort, undefined);
+  assert.equal(loadConfig({ FIRSTOPS_DEBUG_PORT: 'OFF' }).debugPort, undefined);
+  for (const host of ['::1', 'localhost', '127.0.0.2']) assert.equal(loadConfig({ FIRSTOPS_DEBUG_HOST: host }).debugHost, host);
+
+  for (const host of ['0.0.0.0', '::', '10.1.2.3', 'example.com']) {
+    assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_HOST: host }), (err: ConfigError) => {
+      assert.match(err.problems.join('\n'), /FIRSTOPS_DEBUG_HOST=.*loopback.*FIRSTOPS_DEBUG_ALLOW_REMOTE=true/);
+      return true;
+    });
+  }
+  const remote = loadConfig({ FIRSTOPS_DEBUG_HOST: '0.0.0.0', FIRSTOPS_DEBUG_ALLOW_REMOTE: 'true' });
+  assert.equal(remote.debugHost, '0.0.0.0');
+  assert.equal(remote.debugAllowRemote, true);
+  // Off: the host does not matter.
+  assert.equal(loadConfig({ FIRSTOPS_DEBUG_HOST: '0.0.0.0', FIRSTOPS_DEBUG_PORT: 'off' }).debugPort, undefined);
+
+  assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_PORT: '9322' }), /FIRSTOPS_DEBUG_PORT="9322": expected a port different from FIRSTOPS_PORT and FIRSTOPS_ADMIN_PORT/);
+  assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_PORT: '9323' }), /FIRSTOPS_DEBUG_PORT/);
+  assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_PORT: 'on' }), /FIRSTOPS_DEBUG_PORT="on": expected an integer from 0 to 65535/);
+  assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_ALLOW_REMOTE: 'yes' }), /FIRSTOPS_DEBUG_ALLOW_REMOTE/);
+  assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_HISTORY: '0' }), /FIRSTOPS_DEBUG_HISTORY="0": expected an integer from 1 to 10000/);
+  assert.throws(() => loadConfig({ FIRSTOPS_DEBUG_HISTORY: '100001' }), /FIRSTOPS_DEBUG_HISTORY/);
+});

@@ -15,6 +15,7 @@ import { Waiter } from './helpers/server.ts';
 const BASE_ENV = {
   FIRSTOPS_PORT: '0',
   FIRSTOPS_ADMIN_PORT: '0',
+  FIRSTOPS_DEBUG_PORT: '0',
   FIRSTOPS_ADMIN_HOST: '127.0.0.1',
   FIRSTOPS_IDENTITY_DIR: '/nonexistent/identity',
   FIRSTOPS_POLICY_FILE: new URL('../examples/policy.yaml', import.meta.url).pathname,

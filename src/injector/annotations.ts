@@ -4,7 +4,7 @@
  * the annotation) so the rejection message lists them all at once.
  */
 import type { ResourceName } from './config.ts';
-import { SIDECAR_ENV, upstreamEnvName } from './sidecar-env.ts';
+import { SIDECAR_ENV, checkSidecarEnvValue, upstreamEnvName } from './sidecar-env.ts';
 import {
   FAIL_MODE_VALUES, LOG_LEVEL_VALUES, PROXY_MODE_VALUES, checkConfigMapKey, checkHttpUrl, checkObjectName, checkOneOf,
   checkQuantity, parseBoolean,
@@ -23,6 +23,8 @@ export const ANNOTATIONS = {
   policyKey: 'firstops.dev/policy-key',
   failMode: 'firstops.dev/fail-mode',
   logLevel: 'firstops.dev/log-level',
+  /** Port of the sidecar's loopback debug listener (kubectl port-forward), or `off`. */
+  debugPort: 'firstops.dev/debug-port',
   cpuRequest: 'firstops.dev/cpu-request',
   cpuLimit: 'firstops.dev/cpu-limit',
   memoryRequest: 'firstops.dev/memory-request',
@@ -77,7 +79,7 @@ const RESOURCE_ANNOTATIONS: ReadonlyArray<{ key: string; section: 'requests' | '
 
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
   ANNOTATIONS.inject, ANNOTATIONS.agentSecret, ANNOTATIONS.status, ANNOTATIONS.policyConfigMap,
-  ANNOTATIONS.policyKey, ANNOTATIONS.failMode, ANNOTATIONS.logLevel, ANNOTATIONS.baseUrlEnv,
+  ANNOTATIONS.policyKey, ANNOTATIONS.failMode, ANNOTATIONS.logLevel, ANNOTATIONS.debugPort, ANNOTATIONS.baseUrlEnv,
   ANNOTATIONS.httpsProxy, ANNOTATIONS.httpProxy, ANNOTATIONS.noProxy, ANNOTATIONS.proxyMode,
   ANNOTATIONS.caConfigMap, ANNOTATIONS.caSecret, ANNOTATIONS.caKey,
   ...RESOURCE_ANNOTATIONS.map((r) => r.key),
@@ -93,6 +95,7 @@ export interface PodOverrides {
   policyKey: string | undefined;
   failMode: string | undefined;
   logLevel: string | undefined;
+  debugPort: string | undefined;
   resources: {
     requests: Partial<Record<ResourceName, string>>;
     limits: Partial<Record<ResourceName, string>>;
@@ -213,6 +216,7 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
       policyKey: checked(ANNOTATIONS.policyKey, checkConfigMapKey),
       failMode: checked(ANNOTATIONS.failMode, (v) => checkOneOf(v, FAIL_MODE_VALUES)),
       logLevel: checked(ANNOTATIONS.logLevel, (v) => checkOneOf(v, LOG_LEVEL_VALUES)),
+      debugPort: checked(ANNOTATIONS.debugPort, (v) => checkSidecarEnvValue(SIDECAR_ENV.debugPort, v)),
       resources,
       baseUrlEnv,
       egressEnv,

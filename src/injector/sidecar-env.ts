@@ -19,6 +19,7 @@ export const SIDECAR_ENV = {
   port: 'FIRSTOPS_PORT',
   adminHost: 'FIRSTOPS_ADMIN_HOST',
   adminPort: 'FIRSTOPS_ADMIN_PORT',
+  debugPort: 'FIRSTOPS_DEBUG_PORT',
   upstreamPrefix: 'FIRSTOPS_UPSTREAM_',
   proxyMode: 'FIRSTOPS_PROXY_MODE',
   httpsProxy: 'HTTPS_PROXY',
@@ -85,7 +86,9 @@ export function checkSidecarEnvName(name: string): string | undefined {
 /**
  * Injector-side constraints on top of the sidecar's own: the identity dir is
  * a volume mountPath, and the ports are probed and declared in the pod spec,
- * so they must be fixed (not 0) and distinct.
+ * so they must be fixed (not 0) and distinct. The debug port is never
+ * declared (no Service may select it), but `kubectl port-forward` needs a
+ * fixed number too: a port, or `off`.
  */
 export function checkSidecarEnvValue(name: string, value: string): string | undefined {
   switch (name) {
@@ -95,6 +98,11 @@ export function checkSidecarEnvValue(name: string, value: string): string | unde
     case SIDECAR_ENV.adminPort: {
       const parsed = parseIntegerIn(value, 1, 65535);
       return typeof parsed === 'string' ? parsed : undefined;
+    }
+    case SIDECAR_ENV.debugPort: {
+      if (value.trim().toLowerCase() === 'off') return undefined;
+      const parsed = parseIntegerIn(value, 1, 65535);
+      return typeof parsed === 'string' ? `${parsed.replace(/^must be/, 'must be off or')}` : undefined;
     }
     default:
       return undefined;

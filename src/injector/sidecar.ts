@@ -165,6 +165,10 @@ export function buildSidecar(
     env.set(SIDECAR_ENV.logLevel, overrides.logLevel);
     setBy.set(SIDECAR_ENV.logLevel, ANNOTATIONS.logLevel);
   }
+  if (overrides.debugPort !== undefined) {
+    env.set(SIDECAR_ENV.debugPort, overrides.debugPort);
+    setBy.set(SIDECAR_ENV.debugPort, ANNOTATIONS.debugPort);
+  }
 
   // The final env through the sidecar's own loader: a value it would refuse
   // would make the sidecar exit at start (and a native sidecar block the app).
@@ -187,6 +191,8 @@ export function buildSidecar(
     image: defaults.image,
     imagePullPolicy: defaults.imagePullPolicy,
     ...(defaults.native ? { restartPolicy: 'Always' as const } : {}),
+    // The admin port only: the debug port (FIRSTOPS_DEBUG_PORT, loopback) is
+    // reached with kubectl port-forward and must never be a port a Service selects.
     ports: [{ name: ADMIN_PORT_NAME, containerPort: adminPort, protocol: 'TCP' }],
     env: [...env].map(([name, value]) => ({ name, value })),
     resources: resourcesForPod(resources),

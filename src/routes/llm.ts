@@ -5,23 +5,17 @@ import { SidecarError, upstreamError } from '../errors.ts';
 import { forwardRequestHeaders } from '../headers.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
+import { llmToolName, splitLlmPath } from '../llm-target.ts';
 import { denialBody, errorStyleFor, type ErrorStyle } from '../providers.ts';
 import type { ProxyEnv } from '../context.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { replyError, replySidecarError, targetOf } from './respond.ts';
-
-const PREFIX = '/llm/';
 
 /** How many times a (lower-case) header name occurs in node's raw header list. */
 function countHeader(rawHeaders: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) count++;
   return count;
-}
-
-/** `openai.v1.chat.completions` for `/llm/openai/v1/chat/completions`: the event's tool name. */
-export function llmToolName(provider: string, rest: string): string {
-  return `${provider}.${rest.replace(/^\/+|\/+$/g, '').replaceAll('/', '.')}`;
 }
 
 function safeName(name: string): string {
@@ -44,10 +38,7 @@ export function createLlmHandler(deps: {
 
   return async function handleLlm(c: Context<ProxyEnv>): Promise<Response> {
     const target = targetOf(c);
-    const afterPrefix = target.path.slice(PREFIX.length);
-    const slash = afterPrefix.indexOf('/');
-    const provider = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
-    const rest = slash === -1 ? '/' : afterPrefix.slice(slash);
+    const { provider, rest } = splitLlmPath(target.path);
     const upstream = config.upstreams.get(provider);
     if (!upstream) return replySidecarError(c, new SidecarError('unknown_provider', safeName(provider)));
 
@@ -86,6 +77,8 @@ export function createLlmHandler(deps: {
     if (record) {
       record.decision = result.outcome;
       record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
+      record.source = result.source;
+      record.reason = result.reason || undefined;
     }
     if (result.kind === 'deny') return replyError(c, denialBody(result.policyId, result.reason), style);
     if (result.kind === 'unavailable') return replySidecarError(c, new SidecarError(result.code, result.reason), style);

@@ -203,6 +203,8 @@ export async function setUp(): Promise<Bench> {
         FIRSTOPS_PORT: String(port),
         FIRSTOPS_ADMIN_PORT: String(adminPort),
         FIRSTOPS_ADMIN_HOST: '127.0.0.1',
+        // Listening, as by default, so the ring push is part of what is measured.
+        FIRSTOPS_DEBUG_PORT: '0',
         FIRSTOPS_UPSTREAM_OPENAI: upstreamUrl,
         FIRSTOPS_GATEWAY_URL: gatewayUrl,
         FIRSTOPS_LOG_LEVEL: 'info',

@@ -252,6 +252,8 @@ test('runs read-only as 65532: ready, governs an LLM call end to end, metrics, d
     '-e', `FIRSTOPS_PORT=${proxyPort}`,
     '-e', `FIRSTOPS_ADMIN_PORT=${adminPort}`,
     '-e', 'FIRSTOPS_ADMIN_HOST=127.0.0.1',
+    // Host network: the default 9324 could be taken by a concurrent test.
+    '-e', 'FIRSTOPS_DEBUG_PORT=0',
     '-e', `FIRSTOPS_UPSTREAM_OPENAI=http://127.0.0.1:${upstreamPort}`,
     // Nothing may leave the machine: the gateway points at the loopback too
     // and remote policy is off; the shipped example policy governs.

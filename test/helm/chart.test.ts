@@ -307,6 +307,8 @@ const INVALID_CASES: InvalidCase[] = [
   { name: 'maxBodyBytes above the sidecar maximum (schema)', values: { sidecar: { maxBodyBytes: 2147483648 } }, message: /maxBodyBytes/ },
   { name: 'policyTimeoutMs above the sidecar maximum (schema)', values: { sidecar: { policyTimeoutMs: 600001 } }, message: /policyTimeoutMs/ },
   { name: 'drainTimeoutMs above the sidecar maximum (schema)', values: { sidecar: { drainTimeoutMs: 3600001 } }, message: /drainTimeoutMs/ },
+  { name: 'a debugPort that is neither a port nor off (schema)', values: { sidecar: { debugPort: 'on' } }, message: /debugPort/ },
+  { name: 'extraEnv.FIRSTOPS_DEBUG_PORT (managed by sidecar.debugPort)', values: { sidecar: { extraEnv: { FIRSTOPS_DEBUG_PORT: '1' } } }, message: /sidecar\.extraEnv\.FIRSTOPS_DEBUG_PORT is managed by the chart/ },
   { name: 'a negative drainTimeoutMs (schema)', values: { sidecar: { drainTimeoutMs: -1 } }, message: /drainTimeoutMs/ },
   { name: 'a gateway URL with credentials (schema pattern)', values: { sidecar: { gatewayUrl: 'https://u:p@gw.example.com' } }, message: /gatewayUrl/ },
   { name: 'an upstream URL with a query (schema pattern)', values: { sidecar: { upstreams: { openai: 'https://x.example.com/v1?k=1' } } }, message: /upstreams/ },
@@ -610,6 +612,23 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
         const nsExpr = webhook.namespaceSelector.matchExpressions.find((e) => e.key === 'kubernetes.io/metadata.name');
         assert.deepEqual(nsExpr?.values, expected);
       }
+    });
+
+    it('sidecar.debugPort reaches the sidecar env (a port or off), never as a container port', async () => {
+      const defaults = checkCommon(await render(bin, {}));
+      assert.equal(defaults.sidecar.env.has('FIRSTOPS_DEBUG_PORT'), false, 'null keeps the sidecar default');
+      for (const [value, expected] of [[19324, '19324'], ['off', 'off']] as const) {
+        const config = checkCommon(await render(bin, { sidecar: { debugPort: value } }));
+        assert.equal(config.sidecar.env.get('FIRSTOPS_DEBUG_PORT'), expected);
+        const pod = injectWith(config);
+        assert.equal(sidecarEnv(pod).get('FIRSTOPS_DEBUG_PORT'), expected);
+        const sidecar = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === SIDECAR_CONTAINER_NAME);
+        assert.deepEqual(sidecar?.ports?.map((p) => p.name), ['firstops-admin'], 'only the admin port is declared');
+      }
+      const clash = await render(bin, { sidecar: { debugPort: 9323 } });
+      const container = clash.get<DeploymentShape>('Deployment').spec.template.spec.containers[0]!;
+      const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? '']));
+      assert.throws(() => loadInjectorConfig(env), /FIRSTOPS_DEBUG_PORT="9323": expected a port different from FIRSTOPS_PORT and FIRSTOPS_ADMIN_PORT/);
     });
 
     it('IPv6-only clusters: injector.listenHost and sidecar.adminHost set the bind addresses', async () => {

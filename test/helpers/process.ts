@@ -58,7 +58,7 @@ export function runSidecar(args: string[], env: Record<string, string>): Sidecar
 }
 
 /** The ports a started sidecar logged. */
-export function portsOf(line: Record<string, unknown>): { proxy: number; admin: number } {
+export function portsOf(line: Record<string, unknown>): { proxy: number; admin: number; debug: number | undefined } {
   const port = (s: unknown): number => Number(String(s).split(':').at(-1));
-  return { proxy: port(line.proxy), admin: port(line.admin) };
+  return { proxy: port(line.proxy), admin: port(line.admin), debug: line.debug === 'off' ? undefined : port(line.debug) };
 }

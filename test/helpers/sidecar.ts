@@ -14,6 +14,8 @@ export interface TestSidecar {
   readonly url: string;
   /** http://127.0.0.1:<admin port> */
   readonly adminUrl: string;
+  /** http://127.0.0.1:<debug port>; empty when FIRSTOPS_DEBUG_PORT=off. */
+  readonly debugUrl: string;
   readonly logs: LogCapture;
   metricValue(name: string, labels?: Record<string, string>): Promise<number>;
   /** Drains, then checks that no log line carried a secret. */
@@ -26,6 +28,7 @@ export async function startTestSidecar(env: Env, secrets: ReadonlyArray<string |
     FIRSTOPS_PORT: '0',
     FIRSTOPS_ADMIN_PORT: '0',
     FIRSTOPS_ADMIN_HOST: '127.0.0.1',
+    FIRSTOPS_DEBUG_PORT: '0',
     FIRSTOPS_IDENTITY_DIR: '/nonexistent/firstops-test-identity',
     FIRSTOPS_LOG_LEVEL: 'debug',
     FIRSTOPS_DRAIN_TIMEOUT_MS: '2000',
@@ -40,6 +43,7 @@ export async function startTestSidecar(env: Env, secrets: ReadonlyArray<string |
     sidecar,
     url: `http://127.0.0.1:${sidecar.proxyAddress.port}`,
     adminUrl: `http://127.0.0.1:${sidecar.adminAddress.port}`,
+    debugUrl: sidecar.debugAddress ? `http://127.0.0.1:${sidecar.debugAddress.port}` : '',
     logs,
     async metricValue(name, labels = {}) {
       const metric = await metrics.registry.getSingleMetric(name)?.get();

@@ -213,6 +213,23 @@ describe('per-pod annotations', () => {
     assert.equal(pod.spec?.containers[0]?.env, undefined, 'base URL env opted out');
   });
 
+  it('firstops.dev/debug-port sets the debug listener port, or off; it is never a container port', () => {
+    const base = { 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo' };
+    const plain = sidecarOf(inject(barePodReview(base)).pod);
+    assert.equal(envOf(plain).has('FIRSTOPS_DEBUG_PORT'), false, 'the sidecar default (9324) applies');
+    assert.deepEqual(plain.ports?.map((p) => p.containerPort), [9323], 'only the admin port is declared');
+    const moved = sidecarOf(inject(barePodReview({ ...base, 'firstops.dev/debug-port': '19324' })).pod);
+    assert.equal(envOf(moved).get('FIRSTOPS_DEBUG_PORT'), '19324');
+    assert.deepEqual(moved.ports?.map((p) => p.containerPort), [9323]);
+    const off = sidecarOf(inject(barePodReview({ ...base, 'firstops.dev/debug-port': 'off' })).pod);
+    assert.equal(envOf(off).get('FIRSTOPS_DEBUG_PORT'), 'off');
+
+    assert.match(rejection(barePodReview({ ...base, 'firstops.dev/debug-port': '0' })), /firstops\.dev\/debug-port must be off or an integer between 1 and 65535/);
+    assert.match(rejection(barePodReview({ ...base, 'firstops.dev/debug-port': 'yes' })), /firstops\.dev\/debug-port must be off or an integer/);
+    assert.match(rejection(barePodReview({ ...base, 'firstops.dev/debug-port': '9323' })),
+      /annotation firstops\.dev\/debug-port: the sidecar would refuse FIRSTOPS_DEBUG_PORT="9323": expected a port different from FIRSTOPS_PORT and FIRSTOPS_ADMIN_PORT/);
+  });
+
   it('chart-level policy ConfigMap is mounted with the chart key', () => {
     const { pod } = inject(barePodReview({ 'firstops.dev/inject': 'true', 'firstops.dev/agent-secret': 'solo' }),
       testConfig({ FIRSTOPS_INJECTOR_POLICY_CONFIGMAP: 'org-policy' }));

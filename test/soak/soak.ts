@@ -117,6 +117,7 @@ export async function startRig(options: { sseEvents?: number; sseGapMs?: number;
   const child = runSidecar([], {
     FIRSTOPS_PORT: '0',
     FIRSTOPS_ADMIN_PORT: '0',
+    FIRSTOPS_DEBUG_PORT: '0',
     FIRSTOPS_ADMIN_HOST: '127.0.0.1',
     FIRSTOPS_IDENTITY_DIR: identity.dir,
     FIRSTOPS_GATEWAY_URL: gateway.baseUrl,

@@ -154,6 +154,8 @@ reads from FIRSTOPS_INJECTOR_SIDECAR_ENV.
 {{- if not (kindIs "invalid" $s.policyTimeoutMs) }}{{ $_ := set $env "FIRSTOPS_POLICY_TIMEOUT_MS" (printf "%d" (int64 $s.policyTimeoutMs)) }}{{ end }}
 {{- if not (kindIs "invalid" $s.maxBodyBytes) }}{{ $_ := set $env "FIRSTOPS_MAX_BODY_BYTES" (printf "%d" (int64 $s.maxBodyBytes)) }}{{ end }}
 {{- if not (kindIs "invalid" $s.drainTimeoutMs) }}{{ $_ := set $env "FIRSTOPS_DRAIN_TIMEOUT_MS" (printf "%d" (int64 $s.drainTimeoutMs)) }}{{ end }}
+{{- if kindIs "string" $s.debugPort }}{{ $_ := set $env "FIRSTOPS_DEBUG_PORT" $s.debugPort }}
+{{- else if not (kindIs "invalid" $s.debugPort) }}{{ $_ := set $env "FIRSTOPS_DEBUG_PORT" (printf "%d" (int64 $s.debugPort)) }}{{ end }}
 {{- range $name, $url := $s.upstreams }}
 {{- $_ := set $env (printf "FIRSTOPS_UPSTREAM_%s" ($name | upper | replace "-" "_")) $url }}
 {{- end }}
@@ -173,7 +175,7 @@ two in sync), besides FIRSTOPS_UPSTREAM_<NAME>. A FIRSTOPS_* name in
 sidecar.extraEnv that is not listed here is a typo the sidecar would ignore.
 */}}
 {{- define "firstops-sidecar.sidecarVariables" -}}
-{{- list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_IDENTITY_DIR" "FIRSTOPS_LISTEN_HOST" "FIRSTOPS_PORT" "FIRSTOPS_ADMIN_HOST" "FIRSTOPS_ADMIN_PORT" "FIRSTOPS_POLICY_FILE" "FIRSTOPS_REMOTE_POLICY" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_POLICY_BUDGET_MS" "FIRSTOPS_POLICY_WORKERS" "FIRSTOPS_POLICY_OFFLOAD_BYTES" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_DRAIN_TIMEOUT_MS" "FIRSTOPS_RESPONSE_TIMEOUT_MS" "FIRSTOPS_CONNECT_TIMEOUT_MS" "FIRSTOPS_RELOAD_INTERVAL_MS" "FIRSTOPS_PROXY_MODE" | toJson }}
+{{- list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_IDENTITY_DIR" "FIRSTOPS_LISTEN_HOST" "FIRSTOPS_PORT" "FIRSTOPS_ADMIN_HOST" "FIRSTOPS_ADMIN_PORT" "FIRSTOPS_POLICY_FILE" "FIRSTOPS_REMOTE_POLICY" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_POLICY_BUDGET_MS" "FIRSTOPS_POLICY_WORKERS" "FIRSTOPS_POLICY_OFFLOAD_BYTES" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_DRAIN_TIMEOUT_MS" "FIRSTOPS_RESPONSE_TIMEOUT_MS" "FIRSTOPS_CONNECT_TIMEOUT_MS" "FIRSTOPS_RELOAD_INTERVAL_MS" "FIRSTOPS_PROXY_MODE" "FIRSTOPS_DEBUG_HOST" "FIRSTOPS_DEBUG_PORT" "FIRSTOPS_DEBUG_ALLOW_REMOTE" "FIRSTOPS_DEBUG_HISTORY" | toJson }}
 {{- end }}
 
 {{/*
@@ -199,7 +201,7 @@ Render-time checks of value combinations the schema cannot express.
 {{- if and (eq $v.webhook.tls.mode "cert-manager") (eq $v.webhook.tls.certManager.issuerRef.kind "ClusterIssuer") (empty $v.webhook.tls.certManager.issuerRef.name) }}
 {{- fail "webhook.tls.certManager.issuerRef.name is required when issuerRef.kind is ClusterIssuer (leave kind Issuer and name empty to let the chart create a self-signed Issuer)" }}
 {{- end }}
-{{- range $name := list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_DRAIN_TIMEOUT_MS" }}
+{{- range $name := list "FIRSTOPS_GATEWAY_URL" "FIRSTOPS_FAIL_MODE" "FIRSTOPS_LOG_LEVEL" "FIRSTOPS_POLICY_TIMEOUT_MS" "FIRSTOPS_MAX_BODY_BYTES" "FIRSTOPS_DRAIN_TIMEOUT_MS" "FIRSTOPS_DEBUG_PORT" }}
 {{- if hasKey $v.sidecar.extraEnv $name }}
 {{- fail (printf "sidecar.extraEnv.%s is managed by the chart; set the matching sidecar.* value instead" $name) }}
 {{- end }}
