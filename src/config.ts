@@ -34,6 +34,8 @@ export interface Config {
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly reloadIntervalMs: number;
+  /** Read token usage from LLM responses into the gen_ai_* metrics and the request log (FIRSTOPS_USAGE_METRICS). */
+  readonly usageMetrics: boolean;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -66,6 +68,7 @@ export const VARIABLES = {
   FIRSTOPS_RESPONSE_TIMEOUT_MS: '600000',
   FIRSTOPS_CONNECT_TIMEOUT_MS: '10000',
   FIRSTOPS_RELOAD_INTERVAL_MS: '2000',
+  FIRSTOPS_USAGE_METRICS: 'on',
 } as const satisfies Record<string, string | undefined>;
 
 type Variable = keyof typeof VARIABLES;
@@ -201,6 +204,7 @@ export function loadConfig(env: Env): Config {
     upstreamTimeoutMs: r.integer('FIRSTOPS_RESPONSE_TIMEOUT_MS', 1, 3_600_000),
     connectTimeoutMs: r.integer('FIRSTOPS_CONNECT_TIMEOUT_MS', 1, 600_000),
     reloadIntervalMs: r.integer('FIRSTOPS_RELOAD_INTERVAL_MS', 100, 3_600_000),
+    usageMetrics: r.oneOf('FIRSTOPS_USAGE_METRICS', ['on', 'off'] as const) === 'on',
   };
   if (config.port !== 0 && config.port === config.adminPort && config.listenHost === config.adminHost) {
     r.problem('FIRSTOPS_ADMIN_PORT', String(config.adminPort), 'a port different from FIRSTOPS_PORT');

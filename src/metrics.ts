@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createGenAiMetrics, type GenAiMetrics } from './usage/metrics.ts';
 import { VERSION } from './version.ts';
 
 export type Route = 'llm' | 'mcp' | 'other';
@@ -35,6 +36,8 @@ export interface Metrics {
   readonly identityReloads: Counter<'result'>;
   readonly policyReloads: Counter<'result'>;
   readonly draining: Gauge<string>;
+  /** OpenTelemetry GenAI client metrics (src/usage/metrics.ts). */
+  readonly genAi: GenAiMetrics;
 }
 
 /** One dedicated registry per sidecar instance (tests build many). */
@@ -133,5 +136,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: '1 while the sidecar drains after SIGTERM.',
       registers,
     }),
+    genAi: createGenAiMetrics(registers),
   };
 }

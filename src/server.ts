@@ -150,6 +150,9 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
       code: record.code,
       bytes_in: record.bytesIn,
       bytes_out: record.bytesOut,
+      model: record.model,
+      input_tokens: record.inputTokens,
+      output_tokens: record.outputTokens,
     }, 'request');
   };
 
