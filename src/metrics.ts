@@ -36,6 +36,8 @@ export interface Metrics {
   readonly identityReloads: Counter<'result'>;
   readonly policyReloads: Counter<'result'>;
   readonly draining: Gauge<string>;
+  /** 1 while /readyz answers 200. */
+  readonly ready: Gauge<string>;
   /** OpenTelemetry GenAI client metrics (src/usage/metrics.ts). */
   readonly genAi: GenAiMetrics;
 }
@@ -134,6 +136,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     draining: new Gauge({
       name: 'firstops_draining',
       help: '1 while the sidecar drains after SIGTERM.',
+      registers,
+    }),
+    ready: new Gauge({
+      name: 'firstops_ready',
+      help: '1 while the sidecar is ready (/readyz 200): the proxy listens and it is not draining.',
       registers,
     }),
     genAi: createGenAiMetrics(registers),

@@ -199,6 +199,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     adminAddress = await listen(adminServer, config.adminPort, config.adminHost);
     proxyAddress = await listen(proxyServer, config.port, config.listenHost);
     proxyListening = true;
+    metrics.ready.set(1);
   } catch (err) {
     adminServer.close();
     proxyServer.close();
@@ -212,6 +213,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     drained ??= (async () => {
       draining = true;
       metrics.draining.set(1);
+      metrics.ready.set(0);
       logger.info({ in_flight: active.size, drain_timeout_ms: config.drainTimeoutMs }, 'draining');
       for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
       const closed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));

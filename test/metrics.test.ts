@@ -8,6 +8,7 @@ import { createAdminApp } from '../src/routes/admin.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { startUpstream } from './helpers/upstream.ts';
 import { portsOf, runSidecar } from './helpers/process.ts';
+import { startTestSidecar } from './helpers/sidecar.ts';
 
 test('admin app: healthz, readyz both ways, metrics content type, nothing else', async () => {
   const metrics = createMetrics({ defaultMetrics: false });
@@ -61,6 +62,7 @@ test('live /metrics of a real sidecar process (default collectors on) draws no p
     await fetch(`${url}/llm/openai/v1/x`, { method: 'FROBNICATE' as 'GET' }).catch(() => undefined);
     const text = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
     assert.match(text, /^# TYPE nodejs_eventloop_lag_seconds gauge$/m, 'the default collectors are on, as in production');
+    assert.match(text, /^gen_ai_client_token_usage_sum\{.*gen_ai_token_type="output"\} 7$/m, 'the GenAI histograms are on the page');
     assert.deepEqual(promtoolComplaints(text), { status: 0, lines: [] });
     assert.ok(!/random-\d/.test(text), 'unknown providers do not become label values');
     assert.match(text, /firstops_requests_total\{route="llm",provider="unknown",method="GET",status="502"\} 20/);
@@ -72,4 +74,15 @@ test('live /metrics of a real sidecar process (default collectors on) draws no p
     await child.exit();
     await upstream.close();
   }
+});
+
+test('firstops_ready follows /readyz: 1 once listening, 0 from the start of a drain', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fo-r-'));
+  await writeFile(join(dir, 'p.yaml'), 'rules: []');
+  const sidecar = await startTestSidecar({ FIRSTOPS_POLICY_FILE: join(dir, 'p.yaml') });
+  assert.equal((await fetch(`${sidecar.adminUrl}/readyz`)).status, 200);
+  assert.equal(await sidecar.metricValue('firstops_ready'), 1);
+  const drained = sidecar.close();
+  assert.equal(await sidecar.metricValue('firstops_ready'), 0);
+  await drained;
 });
