@@ -1,4 +1,5 @@
 import type { Usage, UsageFamily, UsageSource } from './types.ts';
+import { forEachMember, jsonValue } from './walk.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -57,4 +58,58 @@ export function requestModelOf(family: UsageFamily, path: string, body: Obj | un
     if (m?.[1]) return m[1];
   }
   return undefined;
+}
+
+/** Which members of an object the family's sources need: taken whole, or walked into. */
+interface Wanted {
+  readonly take: ReadonlySet<string>;
+  readonly nested: ReadonlyMap<string, Wanted>;
+}
+
+function wantedAt(family: UsageFamily, path: readonly string[]): Wanted {
+  const take = new Set<string>();
+  const nested = new Map<string, Wanted>();
+  for (const s of family.sources) {
+    if (s.at.length < path.length || path.some((k, i) => s.at[i] !== k)) continue;
+    if (s.at.length === path.length) {
+      take.add(s.usage);
+      take.add(s.model);
+    } else {
+      const key = s.at[path.length]!;
+      if (!nested.has(key)) nested.set(key, wantedAt(family, [...path, key]));
+    }
+  }
+  return { take, nested };
+}
+
+const WANTED = new WeakMap<UsageFamily, Wanted>();
+
+function prune(t: string, at: number, wanted: Wanted): Obj | undefined {
+  const out: Obj = {};
+  const ok = forEachMember(t, at, (key, start, end) => {
+    if (wanted.take.has(key)) out[key] = jsonValue(t, start, end);
+    else {
+      const inner = wanted.nested.get(key);
+      if (inner) out[key] = prune(t, start, inner);
+    }
+  });
+  return ok ? out : undefined;
+}
+
+/**
+ * readUsage for a JSON text (a latin1 view of its UTF-8 bytes), without
+ * building the whole document: only the members the family's sources name
+ * are parsed. A top-level array (Gemini's streamed JSON) is parsed whole.
+ */
+export function readUsageText(family: UsageFamily, latin1: string, into: Usage): void {
+  let i = 0;
+  while (i < latin1.length && latin1.charCodeAt(i) <= 0x20) i++;
+  if (latin1.charCodeAt(i) === 0x5b) {
+    readUsage(family, jsonValue(latin1, i, latin1.length), into);
+    return;
+  }
+  let wanted = WANTED.get(family);
+  if (!wanted) WANTED.set(family, (wanted = wantedAt(family, [])));
+  const doc = prune(latin1, i, wanted);
+  if (doc) readUsage(family, doc, into);
 }

@@ -4,12 +4,12 @@ import type { Transform } from 'node:stream';
 import type { RequestRecord } from '../context.ts';
 import { isEventStream, isJsonContentType } from '../headers.ts';
 import type { BodyObserver } from '../relay.ts';
-import { readUsage, requestModelOf } from './extract.ts';
+import { readUsage, readUsageText, requestModelOf } from './extract.ts';
 import { usageFamilyFor } from './families.ts';
 import { cleanModel } from './labels.ts';
 import type { GenAiMetrics } from './metrics.ts';
-import { MAX_JSON_BYTES, createJsonCollector, createSseScanner, markersFor } from './scan.ts';
-import type { Usage } from './types.ts';
+import { MAX_JSON_BYTES, createJsonCollector, createSseScanner, usagePattern } from './scan.ts';
+import type { Usage, UsageFamily } from './types.ts';
 
 /** A body observer that also says when its figures are recorded (after a compressed body's side decoder drains). */
 export interface UsageTap extends BodyObserver {
@@ -22,6 +22,13 @@ const DECODERS: Readonly<Record<string, () => Transform>> = {
   deflate: createInflate,
   br: createBrotliDecompress,
 };
+
+const PATTERNS = new WeakMap<UsageFamily, RegExp>();
+function patternOf(family: UsageFamily): RegExp {
+  let pattern = PATTERNS.get(family);
+  if (!pattern) PATTERNS.set(family, (pattern = usagePattern(family.sources.map((s) => s.usage))));
+  return pattern;
+}
 
 function header(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = headers[name];
@@ -50,7 +57,7 @@ export function openUsageTap(options: {
   if (!operation) return undefined;
   const { metrics, record, provider } = options;
   const requestModel = requestModelOf(family, options.path, options.body);
-  const markers = markersFor(family.sources.map((s) => s.usage));
+  const pattern = patternOf(family);
   const started = performance.now();
   const usage: Usage = {};
 
@@ -76,21 +83,18 @@ export function openUsageTap(options: {
   const finish = (error: Error | undefined, endedAt: number): void => {
     if (json) {
       const text = json.body();
-      if (text !== undefined) parseInto(text);
+      if (text !== undefined) readUsageText(family, text, usage);
     }
     sse?.end();
-    const labels: Record<string, string> = { gen_ai_operation_name: operation, gen_ai_provider_name: provider };
     const req = metrics.requestModel(requestModel);
     const res = metrics.responseModel(usage.responseModel);
-    if (req) labels.gen_ai_request_model = req;
-    if (res) labels.gen_ai_response_model = res;
     const errorType = status >= 400 ? String(status)
       : error ? ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? 'client_aborted' : 'response_incomplete')
-      : undefined;
-    metrics.operationDuration.observe(errorType ? { ...labels, error_type: errorType } : labels, (endedAt - started) / 1000);
-    if (stream && firstChunkAt && status < 400) metrics.timeToFirstChunk.observe(labels, (firstChunkAt - started) / 1000);
-    if (usage.input !== undefined) metrics.tokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, usage.input);
-    if (usage.output !== undefined) metrics.tokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, usage.output);
+      : '';
+    metrics.operationDuration.observe([operation, provider, req, res, errorType], (endedAt - started) / 1000);
+    if (stream && firstChunkAt && status < 400) metrics.timeToFirstChunk.observe([operation, provider, req, res], (firstChunkAt - started) / 1000);
+    if (usage.input !== undefined) metrics.tokenUsage.observe([operation, provider, req, res, 'input'], usage.input);
+    if (usage.output !== undefined) metrics.tokenUsage.observe([operation, provider, req, res, 'output'], usage.output);
     if (record) {
       record.model = cleanModel(requestModel ?? usage.responseModel) || undefined;
       record.inputTokens = usage.input;
@@ -107,12 +111,12 @@ export function openUsageTap(options: {
       const makeDecoder = encoding === 'identity' ? undefined : DECODERS[encoding];
       if (encoding !== 'identity' && !makeDecoder) return;
       if (stream) {
-        sse = createSseScanner(markers, parseInto);
+        sse = createSseScanner(pattern, parseInto);
         feed = sse.push;
       } else if (isJsonContentType(contentType)) {
         const length = Number(header(headers, 'content-length') ?? 0);
         if (!makeDecoder && length > MAX_JSON_BYTES) return;
-        json = createJsonCollector(markers);
+        json = createJsonCollector(pattern);
         feed = json.push;
       } else {
         return;
