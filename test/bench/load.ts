@@ -41,6 +41,8 @@ function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} failed: ${err.message}\n${stderr}`));
+      // wrk reports a script it cannot load on stderr and still runs, without it.
+      else if (args.includes('wrk') && stderr.includes('.lua')) reject(new Error(`wrk could not load its script:\n${stderr}`));
       else resolve(stdout);
     });
   });
@@ -51,7 +53,9 @@ export async function throughput(req: Request, options: { connections: number; s
   if (loadTool === 'wrk') {
     const script = join(options.scratch, `wrk-${Buffer.from(req.url + req.body).toString('base64url').slice(-24)}.lua`);
     const lines = [`wrk.method = "POST"`, `wrk.body = ${luaString(req.body)}`];
-    for (const [name, value] of Object.entries(req.headers)) lines.push(`wrk.headers[${luaString(name)}] = ${luaString(value)}`);
+    // The spaces matter: `[[` would open a Lua long string, the script would not
+    // parse, and wrk would go on with a plain GET (it only prints the error).
+    for (const [name, value] of Object.entries(req.headers)) lines.push(`wrk.headers[ ${luaString(name)} ] = ${luaString(value)}`);
     writeFileSync(script, `${lines.join('\n')}\n`);
     const out = await run('taskset', ['-c', String(options.core), 'wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '-s', script, req.url]);
     const done = /(\d+) requests in ([\d.]+)(m?s)/.exec(out);
