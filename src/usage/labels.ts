@@ -17,11 +17,18 @@ export function cleanModel(value: string | undefined): string {
  */
 export function createLabelBound(max = MAX_MODEL_VALUES): (value: string | undefined) => string {
   const seen = new Set<string>();
+  /** Raw value to label for values already admitted (at most `max` short entries): the common case costs one lookup. */
+  const known = new Map<string, string>();
   return function bound(value) {
+    if (!value) return '';
+    const hit = known.get(value);
+    if (hit !== undefined) return hit;
     const clean = cleanModel(value);
-    if (!clean || seen.has(clean)) return clean;
-    if (seen.size >= max) return OTHER;
-    seen.add(clean);
+    if (!seen.has(clean)) {
+      if (seen.size >= max) return OTHER;
+      seen.add(clean);
+    }
+    if (known.size < max && value.length <= MAX_MODEL_LENGTH) known.set(value, clean);
     return clean;
   };
 }

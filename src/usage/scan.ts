@@ -88,6 +88,24 @@ function eventAround(t: string, at: number, cr: boolean): [number, number] {
   return [start, end];
 }
 
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+function inScratch(buf: Buffer): boolean {
+  return buf.buffer === SCRATCH.buffer;
+}
+
+/**
+ * The parts as one buffer. Copied into a shared scratch buffer when they fit
+ * (a batch is searched synchronously, and nothing keeps a view of it), so a
+ * batch costs no allocation; a single part is used as it is.
+ */
+function gather(parts: readonly Buffer[], size: number): Buffer {
+  if (parts.length === 1) return parts[0]!;
+  if (size > SCRATCH.length) return Buffer.concat(parts, size);
+  let offset = 0;
+  for (const p of parts) offset += p.copy(SCRATCH, offset);
+  return SCRATCH.subarray(0, size);
+}
+
 /** The `data` of one SSE event (its data lines joined by LF), per the EventSource rules. */
 export function eventData(event: string): string {
   let data: string | undefined;
@@ -114,7 +132,7 @@ export function createSseScanner(pattern: RegExp, onEvent: (data: string) => voi
 
   const flush = (final: boolean): void => {
     if (size === 0) return;
-    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    const buf = gather(parts, size);
     const t = buf.toString('latin1');
     const cr = t.includes('\r');
     const end = final ? t.length : lastEventEnd(t, cr);
@@ -124,8 +142,9 @@ export function createSseScanner(pattern: RegExp, onEvent: (data: string) => voi
       at = stop >= end ? -1 : findUsageKey(t, pattern, stop);
     }
     const rest = end <= 0 ? buf : buf.subarray(end);
-    // An event that grows past the bound without ending is dropped.
-    parts = !final && rest.length > 0 && rest.length <= maxEvent ? [rest] : [];
+    // An event that grows past the bound without ending is dropped; the
+    // incomplete one kept is copied out of the shared scratch buffer.
+    parts = !final && rest.length > 0 && rest.length <= maxEvent ? [inScratch(buf) ? Buffer.from(rest) : rest] : [];
     size = tailSize = parts.length ? rest.length : 0;
   };
 
