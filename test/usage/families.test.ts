@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readUsage, requestModelOf } from '../../src/usage/extract.ts';
+import { readUsage, readUsageText, requestModelOf } from '../../src/usage/extract.ts';
 import { usageFamilyFor } from '../../src/usage/families.ts';
 import { createLabelBound, MAX_MODEL_LENGTH } from '../../src/usage/labels.ts';
 import type { Usage } from '../../src/usage/types.ts';
@@ -68,4 +68,21 @@ test('model label values: 100 distinct, then other; length-capped; printable', (
   assert.equal(createLabelBound()('x'.repeat(500)).length, MAX_MODEL_LENGTH);
   assert.equal(createLabelBound()('a b\n"c'), 'a_b_"c');
   assert.equal(createLabelBound()(undefined), '');
+});
+
+test('JSON text is walked, not parsed whole, with the same answers as a parse', () => {
+  const read = (provider: string, text: string) => {
+    const into: Usage = {};
+    readUsageText(usageFamilyFor(provider), Buffer.from(text).toString('latin1'), into);
+    return into;
+  };
+  const body = { id: 'x', model: 'modèle-€', choices: [{ message: { content: 'a "quoted" }{ text \\ with "model":"fake" and "usage":{"prompt_tokens":999}' } }], usage: { prompt_tokens: 3, completion_tokens: 4, details: { a: [1, { b: 2 }] } } };
+  assert.deepEqual(read('openai', JSON.stringify(body)), { input: 3, output: 4, responseModel: 'modèle-€' });
+  assert.deepEqual(read('openai', JSON.stringify(body, null, 2)), { input: 3, output: 4, responseModel: 'modèle-€' }, 'pretty-printed');
+  assert.deepEqual(read('openai', '{"\\u0075sage":{"prompt_tokens":5}}'), { input: 5 }, 'an escaped key');
+  assert.deepEqual(read('openai', '{"response":{"model":"m","usage":{"input_tokens":2}}}'), { input: 2, responseModel: 'm' });
+  assert.deepEqual(read('google', JSON.stringify([{ usageMetadata: { promptTokenCount: 1 } }, { usageMetadata: { promptTokenCount: 2 } }])), { input: 2 });
+  assert.deepEqual(read('openai', '{"usage":{"prompt_tokens":3}'), {}, 'truncated');
+  assert.deepEqual(read('openai', '{"a":tru'), {});
+  assert.deepEqual(read('openai', 'not json'), {});
 });
