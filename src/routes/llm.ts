@@ -98,7 +98,7 @@ export function createLlmHandler(deps: {
 
     // Opened as the request leaves: operation durations start here.
     const tap = config.usageMetrics
-      ? openUsageTap({ provider, method: req.method, path: rest, body: toolInput, metrics: metrics.genAi, record })
+      ? openUsageTap({ provider, method: req.method, path: rest, bodyModel: result.model, metrics: metrics.genAi, record })
       : undefined;
     const response = await hop.send(dispatcher.request({
       origin: upstream.origin,

@@ -9,7 +9,7 @@ import type { UsageFamily } from './types.ts';
 export const ANTHROPIC_USAGE: UsageFamily = {
   style: 'anthropic',
   operations: [{ path: /\/messages$/, operation: 'chat' }],
-  requestModel: { bodyKey: 'model' },
+  requestModel: { body: true },
   sources: [
     { at: ['message'], usage: 'usage', input: ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'], output: ['output_tokens'], model: 'model' },
     { at: [], usage: 'usage', input: ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'], output: ['output_tokens'], model: 'model' },

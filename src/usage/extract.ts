@@ -46,13 +46,13 @@ export function readUsage(family: UsageFamily, doc: unknown, into: Usage): void 
   for (const source of family.sources) readSource(doc, source, into);
 }
 
-/** The model the request names: a body key, or a capture on the request path. */
-export function requestModelOf(family: UsageFamily, path: string, body: Obj | undefined): string | undefined {
-  const { bodyKey, path: pattern } = family.requestModel;
-  if (bodyKey !== undefined) {
-    const v = body?.[bodyKey];
-    if (typeof v === 'string' && v) return v;
-  }
+/**
+ * The model the request names: the body's `model` (read once by the policy
+ * chain, which parses the body anyway), or a capture on the request path.
+ */
+export function requestModelOf(family: UsageFamily, path: string, bodyModel: string | undefined): string | undefined {
+  if (family.requestModel.body && bodyModel) return bodyModel;
+  const pattern = family.requestModel.path;
   if (pattern) {
     const m = pattern.exec(path);
     if (m?.[1]) return m[1];

@@ -15,7 +15,7 @@ export const OPENAI_USAGE: UsageFamily = {
     { path: /\/completions$/, operation: 'text_completion' },
     { path: /\/embeddings$/, operation: 'embeddings' },
   ],
-  requestModel: { bodyKey: 'model' },
+  requestModel: { body: true },
   sources: [
     { at: [], usage: 'usage', input: ['prompt_tokens', 'input_tokens'], output: ['completion_tokens', 'output_tokens'], model: 'model' },
     { at: ['response'], usage: 'usage', input: ['input_tokens'], output: ['output_tokens'], model: 'model' },

@@ -47,7 +47,8 @@ export function openUsageTap(options: {
   provider: string;
   method: string | undefined;
   path: string;
-  body: Record<string, unknown> | undefined;
+  /** The JSON body's `model`, as the policy chain read it. */
+  bodyModel: string | undefined;
   metrics: GenAiMetrics;
   record?: RequestRecord | undefined;
 }): UsageTap | undefined {
@@ -56,7 +57,7 @@ export function openUsageTap(options: {
   const operation = family.operations.find((o) => o.path.test(options.path))?.operation;
   if (!operation) return undefined;
   const { metrics, record, provider } = options;
-  const requestModel = requestModelOf(family, options.path, options.body);
+  const requestModel = requestModelOf(family, options.path, options.bodyModel);
   const pattern = patternOf(family);
   const started = performance.now();
   const usage: Usage = {};

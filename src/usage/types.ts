@@ -26,8 +26,8 @@ export interface UsageFamily {
   readonly style: ErrorStyle;
   /** Matched against the request path after `/llm/<provider>`; the first match wins. */
   readonly operations: ReadonlyArray<{ readonly path: RegExp; readonly operation: Operation }>;
-  /** The request model: a top-level string in the JSON body, or the first capture of `path` on the request path. */
-  readonly requestModel: { readonly bodyKey?: string; readonly path?: RegExp };
+  /** The request model: the JSON body's top-level `model` (when `body`), or the first capture of `path` on the request path. */
+  readonly requestModel: { readonly body?: boolean; readonly path?: RegExp };
   /** Later sources overwrite earlier ones field by field; in a stream, later events overwrite earlier ones. */
   readonly sources: readonly UsageSource[];
 }

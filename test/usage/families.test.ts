@@ -55,8 +55,8 @@ test('operations and request models by family', () => {
   assert.equal(op('anthropic', '/v1/messages/count_tokens'), undefined);
   assert.equal(op('google', '/v1beta/models/gemini-2.5-flash:streamGenerateContent'), 'generate_content');
   assert.equal(op('gemini', '/v1beta/models/text-embedding-004:embedContent'), 'embeddings');
-  assert.equal(requestModelOf(usageFamilyFor('openai'), '/v1/chat/completions', { model: 'gpt-4o' }), 'gpt-4o');
-  assert.equal(requestModelOf(usageFamilyFor('openai'), '/v1/chat/completions', { model: 7 }), undefined);
+  assert.equal(requestModelOf(usageFamilyFor('openai'), '/v1/chat/completions', 'gpt-4o'), 'gpt-4o');
+  assert.equal(requestModelOf(usageFamilyFor('openai'), '/v1/chat/completions', undefined), undefined);
   assert.equal(requestModelOf(usageFamilyFor('google'), '/v1beta/models/gemini-2.5-pro:generateContent', undefined), 'gemini-2.5-pro');
 });
 
