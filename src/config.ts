@@ -46,6 +46,8 @@ export interface Config {
   readonly debugPort: number | undefined;
   readonly debugAllowRemote: boolean;
   readonly debugHistory: number;
+  /** Read token usage from LLM responses into the gen_ai_* metrics and the request log (FIRSTOPS_USAGE_METRICS). */
+  readonly usageMetrics: boolean;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -83,6 +85,7 @@ export const VARIABLES = {
   FIRSTOPS_DEBUG_PORT: '9324',
   FIRSTOPS_DEBUG_ALLOW_REMOTE: 'false',
   FIRSTOPS_DEBUG_HISTORY: '200',
+  FIRSTOPS_USAGE_METRICS: 'on',
 } as const satisfies Record<string, string | undefined>;
 
 type Variable = keyof typeof VARIABLES;
@@ -245,6 +248,7 @@ export function loadConfig(env: Env): Config {
     debugPort: readDebugPort(r),
     debugAllowRemote: r.oneOf('FIRSTOPS_DEBUG_ALLOW_REMOTE', ['false', 'true'] as const) === 'true',
     debugHistory: r.integer('FIRSTOPS_DEBUG_HISTORY', 1, 10_000),
+    usageMetrics: r.oneOf('FIRSTOPS_USAGE_METRICS', ['on', 'off'] as const) === 'on',
   };
   if (config.debugPort !== undefined && config.debugHost && !config.debugAllowRemote && !isLoopbackHost(config.debugHost)) {
     r.problem('FIRSTOPS_DEBUG_HOST', config.debugHost, 'a loopback address (127.0.0.1, ::1, localhost); the debug listener shows request history and changes log levels, so a non-loopback host also needs FIRSTOPS_DEBUG_ALLOW_REMOTE=true (unsafe: anyone who reaches the port can use it)');

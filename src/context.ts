@@ -15,6 +15,10 @@ export interface RequestRecord {
   code: string | undefined;
   bytesIn: number;
   bytesOut: number;
+  /** From the usage meter (src/usage/): the model requested (or, failing that, answering), and the tokens reported. */
+  model: string | undefined;
+  inputTokens: number | undefined;
+  outputTokens: number | undefined;
 }
 
 export type ProxyBindings = HttpBindings & { record: RequestRecord };
@@ -38,5 +42,8 @@ export function newRecord(route: Route): RequestRecord {
     code: undefined,
     bytesIn: 0,
     bytesOut: 0,
+    model: undefined,
+    inputTokens: undefined,
+    outputTokens: undefined,
   };
 }

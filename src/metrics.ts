@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createGenAiMetrics, type GenAiMetrics } from './usage/metrics.ts';
 import { VERSION } from './version.ts';
 
 export type Route = 'llm' | 'mcp' | 'other';
@@ -7,6 +8,12 @@ export type DecisionSource = 'local' | 'remote';
 export type DecisionOutcome = 'allow' | 'deny' | 'modify' | 'ask' | 'fail_open' | 'fail_closed' | 'skipped';
 
 const KNOWN_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+/**
+ * prom-client's default collectors include three gauges named like counters
+ * (`_total`), which promtool rejects. Each has a per-type twin that sums to
+ * it: `sum(nodejs_active_handles)` and so on.
+ */
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /** Keeps the method label bounded whatever a client sends. */
@@ -29,12 +36,19 @@ export interface Metrics {
   readonly identityReloads: Counter<'result'>;
   readonly policyReloads: Counter<'result'>;
   readonly draining: Gauge<string>;
+  /** 1 while /readyz answers 200. */
+  readonly ready: Gauge<string>;
+  /** OpenTelemetry GenAI client metrics (src/usage/metrics.ts). */
+  readonly genAi: GenAiMetrics;
 }
 
 /** One dedicated registry per sidecar instance (tests build many). */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    for (const name of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(name);
+  }
   const registers = [registry];
 
   new Gauge({
@@ -124,5 +138,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: '1 while the sidecar drains after SIGTERM.',
       registers,
     }),
+    ready: new Gauge({
+      name: 'firstops_ready',
+      help: '1 while the sidecar is ready (/readyz 200): the proxy listens and it is not draining.',
+      registers,
+    }),
+    genAi: createGenAiMetrics(registers),
   };
 }

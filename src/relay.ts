@@ -4,6 +4,14 @@ import type { Dispatcher } from 'undici';
 import { isEventStream, markEventStream, relayResponseHeaders } from './headers.ts';
 import type { Metrics, Route } from './metrics.ts';
 
+/** Sees a copy of what is relayed, after the client got it; it must not throw. */
+export interface BodyObserver {
+  head(status: number, headers: Dispatcher.ResponseData['headers']): void;
+  chunk(chunk: Buffer): void;
+  /** Once, when the relay is over; `error` when it broke. */
+  end(error?: Error): void;
+}
+
 export interface RelayResult {
   readonly bytesOut: number;
   /** Set when the relay broke after the response had started (the connection was closed). */
@@ -33,7 +41,7 @@ export function clientGone(res: ServerResponse): AbortSignal {
 export function relayResponse(
   res: ServerResponse,
   upstream: Dispatcher.ResponseData,
-  options: { route: Route; metrics: Metrics; transform?: (() => Transform) | undefined },
+  options: { route: Route; metrics: Metrics; transform?: (() => Transform) | undefined; observe?: BodyObserver | undefined },
 ): Promise<RelayResult> {
   const headers = relayResponseHeaders(upstream.headers);
   const stream = isEventStream(headers['content-type']);
@@ -42,6 +50,8 @@ export function relayResponse(
   if (transform) delete headers['content-length'];
   res.writeHead(upstream.statusCode, headers);
   if (stream) res.flushHeaders();
+  const observe = options.observe;
+  observe?.head(upstream.statusCode, upstream.headers);
 
   let bytesOut = 0;
   const started = stream ? performance.now() : 0;
@@ -56,6 +66,7 @@ export function relayResponse(
         options.metrics.streamsActive.dec({ route: options.route });
         options.metrics.streamDuration.observe({ route: options.route }, (performance.now() - started) / 1000);
       }
+      observe?.end(err ?? undefined);
       resolve(err ? { bytesOut, error: err } : { bytesOut });
     };
     // The last hop is relayed by hand rather than with stream.pipeline:
@@ -65,6 +76,7 @@ export function relayResponse(
     source.on('data', (chunk: Buffer) => {
       bytesOut += chunk.length;
       if (!res.write(chunk)) source.pause();
+      observe?.chunk(chunk);
     });
     res.on('drain', () => source.resume());
     source.once('end', () => res.end());

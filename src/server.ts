@@ -165,7 +165,8 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
       bytes_in: record.bytesIn,
       bytes_out: record.bytesOut,
     };
-    requestLog.info(line, 'request');
+    // The debug history keeps the request's governance fields; the log line adds what the response said.
+    requestLog.info({ ...line, model: record.model, input_tokens: record.inputTokens, output_tokens: record.outputTokens }, 'request');
     debug?.record(line);
   };
 
@@ -214,6 +215,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     if (debug) debugAddress = await listen(debug.server, config.debugPort!, config.debugHost);
     proxyAddress = await listen(proxyServer, config.port, config.listenHost);
     proxyListening = true;
+    metrics.ready.set(1);
   } catch (err) {
     adminServer.close();
     proxyServer.close();
@@ -232,6 +234,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     drained ??= (async () => {
       draining = true;
       metrics.draining.set(1);
+      metrics.ready.set(0);
       logger.info({ in_flight: active.size, drain_timeout_ms: config.drainTimeoutMs }, 'draining');
       for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
       const closed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));

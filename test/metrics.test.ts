@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createAdminApp } from '../src/routes/admin.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { startUpstream } from './helpers/upstream.ts';
+import { portsOf, runSidecar } from './helpers/process.ts';
 import { startTestSidecar } from './helpers/sidecar.ts';
 
 test('admin app: healthz, readyz both ways, metrics content type, nothing else', async () => {
@@ -26,24 +27,62 @@ test('admin app: healthz, readyz both ways, metrics content type, nothing else',
   assert.equal((await app.request('/mcp/x')).status, 404);
 });
 
-test('live /metrics passes promtool check metrics and keeps labels bounded', async () => {
-  const promtool = spawnSync('promtool', ['--version']);
-  assert.equal(promtool.error, undefined, 'promtool is required (Debian package prometheus; .ci/setup-host.sh installs it)');
+/** Every line promtool prints about a page (stdout and stderr), with its exit status: a clean page has neither. */
+function promtoolComplaints(page: string): { status: number | null; lines: string[] } {
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: page, encoding: 'utf8' });
+  assert.equal(check.error, undefined, 'promtool is required (Debian package prometheus; .ci/setup-host.sh installs it)');
+  const lines = `${check.stdout}\n${check.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  return { status: check.status, lines };
+}
+
+test('the promtool check itself reports a misnamed gauge (so a clean result means something)', () => {
+  const bad = promtoolComplaints('# HELP x_total a gauge\n# TYPE x_total gauge\nx_total 1\n');
+  assert.ok(bad.lines.some((l) => l.includes('x_total')), bad.lines.join('\n'));
+  assert.deepEqual(promtoolComplaints('# HELP x_seconds a gauge\n# TYPE x_seconds gauge\nx_seconds 1\n'), { status: 0, lines: [] });
+});
+
+test('live /metrics of a real sidecar process (default collectors on) draws no promtool complaint, labels stay bounded', async () => {
   const upstream = await startUpstream();
   const dir = await mkdtemp(join(tmpdir(), 'fo-p-'));
   await writeFile(join(dir, 'p.yaml'), 'rules: []');
-  const sidecar = await startTestSidecar({ FIRSTOPS_POLICY_FILE: join(dir, 'p.yaml'), FIRSTOPS_UPSTREAM_OPENAI: upstream.url });
-  await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m"}' });
-  for (let i = 0; i < 20; i++) await fetch(`${sidecar.url}/llm/random-${i}/v1/x`);
-  await fetch(`${sidecar.url}/llm/openai/v1/x`, { method: 'FROBNICATE' as 'GET' }).catch(() => undefined);
-  const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
-  const check = spawnSync('promtool', ['check', 'metrics'], { input: text });
-  assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
-  assert.ok(!/random-\d/.test(text), 'unknown providers do not become label values');
-  assert.match(text, /firstops_requests_total\{route="llm",provider="unknown",method="GET",status="502"\} 20/);
-  for (const name of ['firstops_requests_total', 'firstops_request_duration_seconds', 'firstops_policy_decisions_total', 'firstops_policy_evaluation_duration_seconds', 'firstops_inflight_requests', 'firstops_build_info', 'firstops_upstream_errors_total', 'firstops_identity_loaded', 'firstops_dpop_nonce_retries_total', 'firstops_streams_active']) {
-    assert.match(text, new RegExp(`# TYPE ${name} `), name);
+  const child = runSidecar([], {
+    FIRSTOPS_PORT: '0',
+    FIRSTOPS_ADMIN_PORT: '0',
+    FIRSTOPS_ADMIN_HOST: '127.0.0.1',
+    FIRSTOPS_IDENTITY_DIR: join(dir, 'no-identity'),
+    FIRSTOPS_POLICY_FILE: join(dir, 'p.yaml'),
+    FIRSTOPS_UPSTREAM_OPENAI: upstream.url,
+    FIRSTOPS_DRAIN_TIMEOUT_MS: '2000',
+  });
+  try {
+    const ports = portsOf(await child.waitFor('firstops-sidecar listening'));
+    const url = `http://127.0.0.1:${ports.proxy}`;
+    await fetch(`${url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m"}' });
+    for (let i = 0; i < 20; i++) await fetch(`${url}/llm/random-${i}/v1/x`);
+    await fetch(`${url}/llm/openai/v1/x`, { method: 'FROBNICATE' as 'GET' }).catch(() => undefined);
+    const text = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
+    assert.match(text, /^# TYPE nodejs_eventloop_lag_seconds gauge$/m, 'the default collectors are on, as in production');
+    assert.match(text, /^gen_ai_client_token_usage_sum\{.*gen_ai_token_type="output"\} 7$/m, 'the GenAI histograms are on the page');
+    assert.deepEqual(promtoolComplaints(text), { status: 0, lines: [] });
+    assert.ok(!/random-\d/.test(text), 'unknown providers do not become label values');
+    assert.match(text, /firstops_requests_total\{route="llm",provider="unknown",method="GET",status="502"\} 20/);
+    for (const name of ['firstops_requests_total', 'firstops_request_duration_seconds', 'firstops_policy_decisions_total', 'firstops_policy_evaluation_duration_seconds', 'firstops_inflight_requests', 'firstops_build_info', 'firstops_upstream_errors_total', 'firstops_identity_loaded', 'firstops_dpop_nonce_retries_total', 'firstops_streams_active']) {
+      assert.match(text, new RegExp(`# TYPE ${name} `), name);
+    }
+  } finally {
+    child.child.kill('SIGTERM');
+    await child.exit();
+    await upstream.close();
   }
-  await sidecar.close();
-  await upstream.close();
+});
+
+test('firstops_ready follows /readyz: 1 once listening, 0 from the start of a drain', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fo-r-'));
+  await writeFile(join(dir, 'p.yaml'), 'rules: []');
+  const sidecar = await startTestSidecar({ FIRSTOPS_POLICY_FILE: join(dir, 'p.yaml') });
+  assert.equal((await fetch(`${sidecar.adminUrl}/readyz`)).status, 200);
+  assert.equal(await sidecar.metricValue('firstops_ready'), 1);
+  const drained = sidecar.close();
+  assert.equal(await sidecar.metricValue('firstops_ready'), 0);
+  await drained;
 });

@@ -5,7 +5,7 @@ import { ClientAbortedError, readBody } from '../body.ts';
 import { SidecarError } from '../errors.ts';
 import type { Metrics, Route } from '../metrics.ts';
 import type { ErrorStyle } from '../providers.ts';
-import { clientGone, relayResponse } from '../relay.ts';
+import { clientGone, relayResponse, type BodyObserver } from '../relay.ts';
 import type { ProxyEnv } from '../context.ts';
 import { RESPONSE_ALREADY_SENT, replySidecarError } from './respond.ts';
 
@@ -41,8 +41,8 @@ export interface Hop {
   send(request: Promise<Dispatcher.ResponseData>): Promise<Dispatcher.ResponseData | Response>;
   /** The client left before there was anything to send: record it, answer nothing. */
   abandoned(): Response;
-  /** Streams the response to the client and records how it went. */
-  relay(response: Dispatcher.ResponseData, transform?: () => Transform): Promise<Response>;
+  /** Streams the response to the client and records how it went; `observe` sees a copy of the body. */
+  relay(response: Dispatcher.ResponseData, transform?: () => Transform, observe?: BodyObserver): Promise<Response>;
 }
 
 /** One outbound hop tied to the client's lifetime, for a route whose failures `classify` names. */
@@ -74,8 +74,8 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
       }
     },
     abandoned,
-    async relay(response, transform) {
-      const relayed = await relayResponse(res, response, { route, metrics, transform });
+    async relay(response, transform, observe) {
+      const relayed = await relayResponse(res, response, { route, metrics, transform, observe });
       if (record) {
         record.bytesOut = relayed.bytesOut;
         if (relayed.error) record.code = failed(relayed.error).code;

@@ -8,6 +8,7 @@ import type { PolicyChain } from '../policy/chain.ts';
 import { llmToolName, splitLlmPath } from '../llm-target.ts';
 import { denialBody, errorStyleFor, type ErrorStyle } from '../providers.ts';
 import type { ProxyEnv } from '../context.ts';
+import { openUsageTap } from '../usage/tap.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { replyError, replySidecarError, targetOf } from './respond.ts';
 
@@ -29,7 +30,7 @@ function safeName(name: string): string {
  * back raw.
  */
 export function createLlmHandler(deps: {
-  config: Pick<Config, 'upstreams' | 'maxBodyBytes'>;
+  config: Pick<Config, 'upstreams' | 'maxBodyBytes' | 'usageMetrics'>;
   chain: PolicyChain;
   dispatcher: Dispatcher;
   metrics: Metrics;
@@ -88,6 +89,10 @@ export function createLlmHandler(deps: {
     const hadBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     if (hadBody) headers.push('content-length', String(forwardBody.length));
 
+    // Opened as the request leaves: operation durations start here.
+    const tap = config.usageMetrics
+      ? openUsageTap({ provider, method: req.method, path: rest, bodyModel: result.model, metrics: metrics.genAi, record })
+      : undefined;
     const response = await hop.send(dispatcher.request({
       origin: upstream.origin,
       path: upstream.basePath + rest + target.search,
@@ -97,6 +102,9 @@ export function createLlmHandler(deps: {
       signal: hop.signal,
     }));
     if (response instanceof Response) return response;
-    return hop.relay(response);
+    const relayed = await hop.relay(response, undefined, tap);
+    // The request's log line carries the usage: wait for a compressed body's side decoder.
+    await tap?.settled();
+    return relayed;
   };
 }

@@ -11,8 +11,15 @@ import { COUNTS_PATH } from './counts.ts';
 const COMPLETION = Buffer.from(JSON.stringify(chatCompletion(
   'The quick brown fox jumps over the lazy dog. '.repeat(19).trim(),
 )));
-const CHUNKS = Array.from({ length: 19 }, (_, i) => Buffer.from(openAiChunk(`token${i} `)))
-  .concat(Buffer.from(openAiChunk('', 'stop')));
+// As OpenAI streams with stream_options.include_usage (which the benchmark's
+// requests set): `"usage":null` on every chunk, then a usage-only chunk.
+const withNullUsage = (event: string): Buffer => Buffer.from(event.replace(/\}\n\n$/, ',"usage":null}\n\n'));
+const USAGE_CHUNK = Buffer.from(`data: ${JSON.stringify({
+  id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [],
+  usage: { prompt_tokens: 61, completion_tokens: 19, total_tokens: 80 },
+})}\n\n`);
+const CHUNKS = Array.from({ length: 18 }, (_, i) => withNullUsage(openAiChunk(`token${i} `)))
+  .concat(withNullUsage(openAiChunk('', 'stop')), USAGE_CHUNK);
 const DONE = Buffer.from('data: [DONE]\n\n');
 const ALLOW = Buffer.from('{"decision":"allow"}');
 

@@ -58,6 +58,8 @@ export async function throughput(req: Request, options: { connections: number; s
   if (loadTool === 'wrk') {
     const script = join(options.scratch, `wrk-${Buffer.from(req.url + req.body).toString('base64url').slice(-24)}.lua`);
     const lines = [`wrk.method = "POST"`, `wrk.body = ${luaString(req.body)}`];
+    // The spaces matter: `[[` would open a Lua long string, the script would not
+    // parse, and wrk would go on with a plain GET (it only prints the error).
     for (const [name, value] of Object.entries(req.headers)) lines.push(`wrk.headers[ ${luaString(name)} ] = ${luaString(value)}`);
     writeFileSync(script, `${lines.join('\n')}\n`);
     const out = await run('taskset', ['-c', String(options.core), 'wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '-s', script, req.url]);

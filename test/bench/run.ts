@@ -50,6 +50,8 @@ for (const [into, env] of [[startupMs, {}], [startupCachedMs, { NODE_COMPILE_CAC
 const profileDir = join(RESULTS, 'profiles');
 const local = await bench.startSidecar(bench.localEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 const localWarn = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_LOG_LEVEL: 'warn' });
+// The usage-metering A/B: the same local-policy sidecar with FIRSTOPS_USAGE_METRICS=off.
+const meterOff = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'off' });
 const remote = await bench.startSidecar(bench.remoteEnv);
 
 // ---- what is measured ----
@@ -85,6 +87,7 @@ const targets: Target[] = [
   { name: 'local', label: 'sidecar, local policy', url: `http://127.0.0.1:${local.port}${PROXY_PATH}`, pid: local.pid },
   { name: 'remote', label: 'sidecar, remote eval', url: `http://127.0.0.1:${remote.port}${PROXY_PATH}`, pid: remote.pid, adminPort: remote.adminPort },
   { name: 'local_warn', label: 'sidecar, local, log warn', url: `http://127.0.0.1:${localWarn.port}${PROXY_PATH}`, pid: localWarn.pid },
+  { name: 'meter_off', label: 'sidecar, local, usage metering off', url: `http://127.0.0.1:${meterOff.port}${PROXY_PATH}`, pid: meterOff.pid },
 ];
 const mcpTargets: Target[] = [
   { name: 'direct', label: 'direct to gateway', url: `${gatewayUrl}/mcp/x`, pid: undefined },
@@ -249,7 +252,7 @@ const peakRss: Record<string, number> = {};
 for (const t of targets) if (t.pid) peakRss[t.name] = memory(t.pid).hwmMb;
 log('measurements done');
 
-await Promise.all([local, localWarn, remote].map((s) => stop(s.child)));
+await Promise.all([local, localWarn, meterOff, remote].map((s) => stop(s.child)));
 await stop(ceiling);
 await bench.close();
 
@@ -319,7 +322,7 @@ const ratio = (r: Row, of: string, to: string): string => {
   if (a === undefined || b === undefined || b === 0 || r.figure.startsWith('added') || r.figure.startsWith('MCP')) return '';
   return r.unit === 'req/s' ? `${((a / b) * 100).toFixed(0)}%` : `${(a / b).toFixed(2)}×`;
 };
-const header = ['figure', 'unit', ...targets.map((t) => t.label), 'local ÷ direct', 'local ÷ ceiling', 'remote ÷ ceiling', 'remote ÷ local'];
+const header = ['figure', 'unit', ...targets.map((t) => t.label), 'local ÷ direct', 'local ÷ ceiling', 'remote ÷ ceiling', 'remote ÷ local', 'metering on ÷ off'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
 for (const r of rows) {
   // MCP rows: the "direct" column is the gateway itself and the "remote" column the sidecar.
@@ -327,9 +330,18 @@ for (const r of rows) {
   const mcpRatio = r.figure.startsWith('MCP') && r.values.direct && r.values.remote
     ? (r.unit === 'req/s' ? `${((r.values.remote / r.values.direct) * 100).toFixed(0)}% (sidecar ÷ direct)` : `${(r.values.remote / r.values.direct).toFixed(2)}× (sidecar ÷ direct)`)
     : '';
-  lines.push(`| ${[r.figure, r.unit, ...cells, ratio(r, 'local', 'direct') || mcpRatio, ratio(r, 'local', 'ceiling'), ratio(r, 'remote', 'ceiling'), ratio(r, 'remote', 'local')].join(' | ')} |`);
+  lines.push(`| ${[r.figure, r.unit, ...cells, ratio(r, 'local', 'direct') || mcpRatio, ratio(r, 'local', 'ceiling'), ratio(r, 'remote', 'ceiling'), ratio(r, 'remote', 'local'), ratio(r, 'local', 'meter_off')].join(' | ')} |`);
 }
 const markdown = lines.join('\n');
+
+// Usage metering must cost under 5% of throughput, JSON and SSE alike (the
+// fake stream carries `"usage":null` in every chunk and a final usage chunk,
+// as OpenAI sends with stream_options.include_usage).
+const metering = ['json_c16', 'json_c64', 'sse_c16', 'sse_c64'].map((key) => {
+  const on = med(rps, 'local', key);
+  const off = med(rps, 'meter_off', key);
+  return { key, on, off, ratio: on / off, within5pct: on / off >= 0.95 };
+});
 
 const machine = {
   nproc: cpus().length,
@@ -356,12 +368,14 @@ const result = {
   targets: Object.fromEntries(targets.map((t) => [t.name, t.label])),
   rows,
   raw: { rps, cpuPer1k, latency, startupMs, startupCachedMs, streamRss, peakRss, imageMemory },
+  metering,
   markdown,
 };
 const file = join(RESULTS, `${stamp}.json`);
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 
 process.stdout.write(`\n${machine.cpu}, ${machine.nproc} cores, node ${machine.node}, ${machine.load_tool}\n\n${markdown}\n\n`);
+process.stdout.write(`usage metering on ÷ off (throughput, must stay ≥ 95%): ${metering.map((m) => `${m.key} ${(m.ratio * 100).toFixed(1)}%${m.within5pct ? '' : ' OVER BUDGET'}`).join(', ')}\n`);
 const bad = Object.entries(errors).filter(([, n]) => n > 0);
 process.stdout.write(`gateway check (served by the load generator / answered by the fake gateway): ${Object.entries(gatewayCheck).map(([t, c]) => `${t} ${c.served}/${c.atGateway}`).join(', ')}\n`);
 if (bad.length) process.stdout.write(`errors (non-2xx or socket): ${bad.map(([t, n]) => `${t} ${n}`).join(', ')}\n`);

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,7 +117,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 // kubernetes-models has no schemas for these CRDs: only their envelope is checked here.
 const CRD_KINDS = new Set([
   'cert-manager.io/v1/Issuer', 'cert-manager.io/v1/Certificate',
-  'monitoring.coreos.com/v1/PodMonitor', 'monitoring.coreos.com/v1/ServiceMonitor',
+  'monitoring.coreos.com/v1/PodMonitor', 'monitoring.coreos.com/v1/ServiceMonitor', 'monitoring.coreos.com/v1/PrometheusRule',
 ]);
 const CLUSTER_SCOPED = new Set(['MutatingWebhookConfiguration']);
 
@@ -404,7 +404,7 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
     it('passes helm lint --strict with defaults and with every optional feature', async () => {
       for (const values of [{}, {
         webhook: { tls: { mode: 'cert-manager' } },
-        metrics: { podMonitor: { enabled: true }, serviceMonitor: { enabled: true } },
+        metrics: { podMonitor: { enabled: true }, serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } },
         sidecar: { nativeSidecar: false, policy: { configMap: 'org-policy' } },
       }]) {
         const result = await runHelm(bin, ['lint', '--strict', CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, '--values', valuesFile(values)]);
@@ -493,6 +493,31 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       const service = r.get<Obj & { spec: { ports: Array<{ name: string }> } }>('Service');
       assert.ok(subset(serviceMonitor.spec.selector.matchLabels, service.metadata.labels ?? {}), 'ServiceMonitor selects the Service');
       assert.ok(service.spec.ports.some((p) => p.name === serviceMonitor.spec.endpoints[0]?.port));
+    });
+
+    it('PrometheusRule (off by default): the rules of deploy/prometheus/rules.yaml, checked by promtool as rendered', async () => {
+      assert.equal((await render(bin, {})).find('PrometheusRule'), undefined);
+      const r = await render(bin, { metrics: { prometheusRule: { enabled: true, labels: { release: 'prom' } } } });
+      checkCommon(r);
+      type RuleShape = Obj & { spec: { groups: Array<{ name: string; rules: Array<{ alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> }> }> } };
+      const rule = r.get<RuleShape>('PrometheusRule');
+      assert.equal(rule.metadata.labels?.release, 'prom');
+      assert.deepEqual(Object.keys(rule.spec), ['groups']);
+      const deployRules = readFileSync(join(CHART, '../../deploy/prometheus/rules.yaml'), 'utf8');
+      assert.equal(readFileSync(join(CHART, 'files/prometheus-rules.yaml'), 'utf8'), deployRules, 'the chart copy is the deploy file');
+      assert.deepEqual(rule.spec.groups, (parseDocument(deployRules).toJS() as { groups: unknown }).groups);
+      for (const g of rule.spec.groups) {
+        for (const one of g.rules) {
+          assert.ok(typeof one.alert === 'string' && typeof one.expr === 'string' && one.expr.length > 0, JSON.stringify(one));
+          assert.ok(['warning', 'critical'].includes(one.labels.severity!), `${one.alert} has a severity`);
+          assert.ok(one.annotations.summary?.includes('{{ $labels.instance }}'), `${one.alert}: Prometheus templates survive helm`);
+        }
+      }
+      const file = join(tmp, `rendered-rules-${label}.json`);
+      writeFileSync(file, JSON.stringify({ groups: rule.spec.groups }));
+      const check = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      assert.equal(check.status, 0, check.stdout + check.stderr);
+      assert.match(check.stdout, /SUCCESS: 6 rules found/);
     });
 
     it('cert-manager with an existing ClusterIssuer creates no Issuer', async () => {
