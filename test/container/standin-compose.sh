@@ -86,10 +86,11 @@ C
   build "$AGENT" "$work/agent"
 fi
 
-# Older stand-ins (other input hashes) are no longer used by anything.
+# Older stand-ins (other input hashes), unless a container still uses one
+# (no --force: that would remove another run's containers).
 for repo in localhost/firstops-standin/prometheus localhost/firstops-standin/example-agent; do
   podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" | grep -v ":$TAG\$" |
-    xargs -r podman rmi --force >/dev/null 2>&1 || true
+    xargs -r -n1 podman rmi >/dev/null 2>&1 || true
 done
 
 echo "PROMETHEUS=$PROMETHEUS"
