@@ -43,9 +43,9 @@ const LABEL = `label=io.podman.compose.project=${PROJECT}`;
 interface Result { code: number; stdout: string; stderr: string }
 
 /** Async so the in-process fakes keep answering while podman runs. */
-function run(cmd: string, args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+function run(cmd: string, args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {}): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: ROOT, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20, env: options.env ?? process.env }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: ROOT, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20, env: options.env ?? process.env, signal: options.signal }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 127 ? err.message : '') });
     });
@@ -106,8 +106,29 @@ let follower: ChildProcess | undefined;
 let followerDone: Promise<void> = Promise.resolve();
 const report: string[] = [];
 
-const compose = (args: string[], timeoutMs = 120_000) =>
-  run('podman-compose', ['-p', PROJECT, ...FILES.flatMap((f) => ['-f', f]), ...args], { env, timeoutMs });
+const compose = (args: string[], timeoutMs = 120_000, signal?: AbortSignal) =>
+  run('podman-compose', ['-p', PROJECT, ...FILES.flatMap((f) => ['-f', f]), ...args], { env, timeoutMs, signal });
+
+/**
+ * Resolves with the sidecar's logs once its container has exited. During
+ * `up` that is a failure: podman-compose would wait forever for the
+ * dependants' `service_started` condition.
+ */
+async function sidecarExited(stop: AbortSignal): Promise<string | undefined> {
+  while (!stop.aborted) {
+    const names = await run('podman', ['ps', '-a', '--filter', LABEL, '--filter', 'label=com.docker.compose.service=firstops', '--format', '{{.Names}}']);
+    const name = names.stdout.trim();
+    // (restart: unless-stopped brings it back, so a restart counts as an exit)
+    const state = name ? await run('podman', ['inspect', '--format', '{{.State.Status}} {{.RestartCount}}', name]) : undefined;
+    const [status, restarts] = (state?.stdout ?? '').trim().split(' ');
+    if (name && (status === 'exited' || Number(restarts) > 0)) {
+      const logs = await run('podman', ['logs', name]);
+      return `${logs.stdout}${logs.stderr}`.slice(-4000) || '(empty)';
+    }
+    await sleep(500);
+  }
+  return undefined;
+}
 
 /** The one container of a service, by podman-compose's labels. */
 async function containerOf(service: string): Promise<string> {
@@ -233,9 +254,15 @@ test('podman-compose brings up the shipped stack on local stand-in images', { ti
   };
 
   const t0 = Date.now();
-  const up = await compose(['up', '-d', '--no-build'], 180_000);
+  const upDone = new AbortController();
+  const upRun = compose(['up', '-d', '--no-build'], 180_000, upDone.signal).finally(() => upDone.abort());
+  const exited = await sidecarExited(upDone.signal);
+  if (exited !== undefined) {
+    upDone.abort();
+    assert.fail(`the sidecar container exited during podman-compose up; its log:\n${exited}`);
+  }
+  const up = await upRun;
   assert.equal(up.code, 0, `podman-compose up failed:\n${(up.stderr + up.stdout).slice(-6000)}`);
-  stackUp = true;
   const services = (await must('podman', ['ps', '--filter', LABEL, '--format', '{{index .Labels "com.docker.compose.service"}}'])).split('\n').filter(Boolean).sort();
   assert.deepEqual(services, ['agent', 'firstops', 'loopback', 'prometheus'], `running services:\n${up.stdout.slice(-3000)}`);
 
@@ -263,6 +290,7 @@ test('podman-compose brings up the shipped stack on local stand-in images', { ti
   // The image's own check, run the way podman users are told to (no shell).
   const hc = await run('podman', ['exec', firstops, '/nodejs/bin/node', '/app/dist/main.js', 'healthcheck']);
   assert.equal(hc.code, 0, `healthcheck in the running sidecar: ${hc.stdout}${hc.stderr}`);
+  stackUp = true;
 });
 
 test('the agent reaches the sidecar on 127.0.0.1:9322 in the shared namespace; its call is governed and answered', { timeout: 120_000 }, async () => {
