@@ -111,6 +111,52 @@ test('compose: the example agent shares the sidecar network namespace and waits 
   assert.deepEqual(a.cap_drop, ['ALL']);
 });
 
+/** Every string value of a parsed YAML document. */
+function strings(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return v.flatMap(strings);
+  if (v && typeof v === 'object') return Object.values(v).flatMap(strings);
+  return [];
+}
+
+/**
+ * `$` uses compose would reject or misread, by compose-go's grammar: `$$` (a
+ * literal `$`), `$NAME`, `${NAME}`, `${NAME[:]-default}`, `${NAME[:]?error}`,
+ * `${NAME[:]+alt}`. A script's `${process.env.X}` is not one of them.
+ */
+function badInterpolations(text: string): string[] {
+  const bad: string[] = [];
+  for (let i = text.indexOf('$'); i !== -1; i = text.indexOf('$', i + 1)) {
+    if (text[i + 1] === '$') { i++; continue; }
+    if (!/^\$(?:[_a-zA-Z][_a-zA-Z0-9]*|\{[_a-zA-Z][_a-zA-Z0-9]*(?::?[-?+][^}]*)?\})/.test(text.slice(i))) bad.push(text.slice(i, i + 30));
+  }
+  return bad;
+}
+
+test('compose: every ${...} is a valid interpolation, and every variable is documented', () => {
+  assert.deepEqual(badInterpolations('a $$ b ${X:-y} $Y ${Z:?set it}'), []);
+  assert.equal(badInterpolations('fetch(`${process.env.URL}/x`)').length, 1, 'the checker must catch a script template');
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  for (const file of ['docker-compose.yaml', 'podman-compose.override.yaml']) {
+    const values = strings(parse(readFileSync(join(DEPLOY, file), 'utf8')));
+    for (const value of values) assert.deepEqual(badInterpolations(value), [], `${file}: compose would reject or misread ${JSON.stringify(value.slice(0, 80))}`);
+    const names = new Set(values.flatMap((v) => [...v.matchAll(/\$\{([_a-zA-Z][_a-zA-Z0-9]*)/g)].map((m) => m[1]!)));
+    for (const name of names) assert.ok(readme.includes(`\`${name}\``), `deploy/README.md must document ${name} (${file})`);
+  }
+});
+
+test('compose: the podman override only relaxes what podman-compose cannot do', () => {
+  const o = parse(readFileSync(join(DEPLOY, 'podman-compose.override.yaml'), 'utf8')) as Obj;
+  assert.deepEqual(Object.keys(o), ['services']);
+  assert.deepEqual(o.services, {
+    firstops: { healthcheck: { disable: true } },
+    agent: { depends_on: { firstops: { condition: 'service_started' } } },
+  });
+  // The services it names exist in the main file, with what it overrides.
+  assert.equal(compose.services.agent.depends_on.firstops.condition, 'service_healthy');
+  assert.ok(compose.services.firstops.healthcheck.test);
+});
+
 test('compose: Prometheus scrapes the sidecar admin port with a config that parses', () => {
   const p = compose.services.prometheus as Obj;
   const mount = (p.volumes as string[]).find((v) => v.endsWith(':/etc/prometheus/prometheus.yml:ro'));

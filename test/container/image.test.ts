@@ -15,12 +15,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { parse as parseYaml } from 'yaml';
+import { buildSidecarImage, SIDECAR_TAG } from './sidecar-image.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const HERE = fileURLToPath(new URL('./', import.meta.url));
-// One tag per checkout: several checkouts on one host (git worktrees) may run
-// this test at the same time and must not run each other's image.
-const IMAGE = `localhost/firstops-sidecar:container-test-${createHash('sha256').update(ROOT).digest('hex').slice(0, 8)}`;
+/** The built image's ID once the build test ran (the tag can be re-pointed by a concurrent build). */
+let IMAGE = SIDECAR_TAG;
 const NAME = `firstops-sidecar-test-${process.pid}`;
 const LOAD_NAME = `${NAME}-load`;
 const DRAIN_MS = 10_000;
@@ -143,27 +142,10 @@ after(async () => {
 // Generous limits, not expectations: the build compiles the native re2 addon
 // (~3 CPU-minutes) and this VM is shared; the report line has the real times.
 test('image builds from the real Dockerfile on stand-in bases', { timeout: 2_100_000 }, async (t) => {
-  const node = process.execPath;
-  assert.equal(process.versions.node.split('.')[0], '24', `the stand-in bases copy this node binary; it must be node 24 (is ${process.version})`);
-  const t0 = Date.now();
-  const bases = await must('bash', [join(HERE, 'standin-bases.sh'), node], 600_000);
-  const runtimeBase = /^RUNTIME=(.+)$/m.exec(bases)?.[1];
-  const builderBase = /^BUILDER=(.+)$/m.exec(bases)?.[1];
-  assert.ok(runtimeBase && builderBase, `standin-bases.sh printed no image refs:\n${bases}`);
-  const rev = await run('git', ['rev-parse', 'HEAD']);
-  const t1 = Date.now();
-  // --format docker keeps HEALTHCHECK (OCI image config has no such field).
-  // --network host: the build's npm ci reaches the registry the way the host does.
-  await must('podman', [
-    'build', '--format', 'docker', '--network', 'host', '--file', 'Dockerfile',
-    '--build-arg', `BUILDER_IMAGE=${builderBase}`,
-    '--build-arg', `RUNTIME_IMAGE=${runtimeBase}`,
-    '--build-arg', `VERSION=${pkg.version}`,
-    '--build-arg', `REVISION=${rev.code === 0 ? rev.stdout.trim() : 'unknown'}`,
-    '--build-arg', `CREATED=${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`,
-    '--tag', IMAGE, '.',
-  ], 1_800_000);
-  const t2 = Date.now();
+  // Shared with compose.test.ts (test/container/sidecar-image.ts): one build, under a lock.
+  const sidecar = await buildSidecarImage();
+  const { runtimeBase } = sidecar;
+  IMAGE = sidecar.id;
 
   const [img] = JSON.parse(await must('podman', ['image', 'inspect', IMAGE])) as {
     Size: number;
@@ -186,8 +168,8 @@ test('image builds from the real Dockerfile on stand-in bases', { timeout: 2_100
   assert.equal(c.Labels['org.opencontainers.image.title'], 'firstops-sidecar');
 
   const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-  report.push(`image ${IMAGE}: ${mb(img.Size)} (runtime base ${mb(base.Size)}, app layers ${mb(img.Size - base.Size)})`);
-  report.push(`stand-in bases ${((t1 - t0) / 1000).toFixed(1)} s, podman build ${((t2 - t1) / 1000).toFixed(1)} s`);
+  report.push(`image ${SIDECAR_TAG}: ${mb(img.Size)} (runtime base ${mb(base.Size)}, app layers ${mb(img.Size - base.Size)})`);
+  report.push(`stand-in bases ${(sidecar.basesMs / 1000).toFixed(1)} s, podman build ${(sidecar.buildMs / 1000).toFixed(1)} s`);
   t.diagnostic(report.join('; '));
   built = true;
 });
