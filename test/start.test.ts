@@ -42,6 +42,7 @@ async function startNpm(upstreamUrl: string) {
       FIRSTOPS_PORT: '0',
       FIRSTOPS_ADMIN_PORT: '0',
       FIRSTOPS_ADMIN_HOST: '127.0.0.1',
+      FIRSTOPS_DEBUG_PORT: '0',
       FIRSTOPS_IDENTITY_DIR: '/nonexistent/identity',
       FIRSTOPS_UPSTREAM_OPENAI: upstreamUrl,
     },
