@@ -9,16 +9,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null 2>&1; then
+# install WHY PACKAGE...: installs the packages when root, else says what is missing.
+install() {
+  local why=$1
+  shift
   if [[ $(id -u) -eq 0 ]]; then
-    echo "setup-host: installing prometheus (for promtool)"
+    echo "setup-host: installing $* ($why)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   else
-    echo "setup-host: promtool missing and not root; install Debian's prometheus package" >&2
+    echo "setup-host: $* missing and not root; install Debian's packages ($why)" >&2
   fi
-fi
+}
+
+command -v promtool >/dev/null 2>&1 || install "promtool, for the metrics lint" prometheus
 
 # The C++ toolchain node-gyp needs for the native re2 addon. npm ci already
 # needed it (re2 builds during npm ci, before this script runs in pretest):
@@ -28,27 +33,9 @@ toolchain=()
 command -v python3 >/dev/null 2>&1 || toolchain+=(python3)
 command -v make >/dev/null 2>&1 || toolchain+=(make)
 command -v g++ >/dev/null 2>&1 || toolchain+=(g++)
-if ((${#toolchain[@]} > 0)); then
-  if [[ $(id -u) -eq 0 ]]; then
-    echo "setup-host: installing ${toolchain[*]} (C++ toolchain for the native re2 addon)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${toolchain[@]}" >/dev/null
-  else
-    echo "setup-host: ${toolchain[*]} missing and not root; install them (needed to build re2)" >&2
-  fi
-fi
+((${#toolchain[@]} == 0)) || install "C++ toolchain for the native re2 addon" "${toolchain[@]}"
 
-if [[ ! -x /usr/bin/chromium ]]; then
-  if [[ $(id -u) -eq 0 ]]; then
-    echo "setup-host: installing chromium (for the debug page's browser test)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  else
-    echo "setup-host: /usr/bin/chromium missing and not root; install Debian's chromium package" >&2
-  fi
-fi
+[[ -x /usr/bin/chromium ]] || install "for the debug page's browser test" chromium
 
 if [[ -x .ci/setup-container.sh ]]; then
   if [[ $(id -u) -eq 0 ]]; then .ci/setup-container.sh; else echo "setup-host: not root; skipping .ci/setup-container.sh" >&2; fi
