@@ -52,3 +52,26 @@ export function jsonShapeProblem(text: string, maxDepth: number): 'duplicate key
   }
   return undefined;
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Why bytes are not a strict JSON object; `not_json` covers bad UTF-8, a BOM and lenient syntax. */
+export type StrictObjectProblem = 'not_json' | 'not_object' | 'duplicate key' | 'nested too deeply';
+
+/**
+ * Bytes as one strict JSON object: UTF-8 (a BOM is refused), JSON.parse's
+ * grammar, no object naming a key twice and at most `maxDepth` levels.
+ */
+export function parseStrictObject(bytes: Uint8Array, maxDepth: number): { value: Record<string, unknown> } | { problem: StrictObjectProblem } {
+  let text: string;
+  let value: unknown;
+  try {
+    text = strictUtf8.decode(bytes);
+    value = JSON.parse(text);
+  } catch {
+    return { problem: 'not_json' };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return { problem: 'not_object' };
+  const problem = jsonShapeProblem(text, maxDepth);
+  return problem ? { problem } : { value: value as Record<string, unknown> };
+}

@@ -1,12 +1,11 @@
 import { isJsonContentType } from '../headers.ts';
-import { jsonShapeProblem } from '../json-keys.ts';
+import { parseStrictObject } from '../json-keys.ts';
 import type { LocalPolicy } from './local.ts';
 import type { LocalVerdict } from './types.ts';
 
 /** Far deeper than any LLM request (tool schemas included); bounds the policy's recursion. */
 export const MAX_JSON_DEPTH = 512;
 const MAX_MODEL_CHARS = 256;
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** What the route knows about a request before its body is looked at. */
 export interface InspectInput {
@@ -61,22 +60,20 @@ function parse(input: InspectInput): Parsed {
   if (body.length === 0) return OTHER;
   // node keeps the first of two Content-Types; the raw list forwards both.
   if (input.contentTypeCount > 1) return { kind: 'refused', code: 'bad_request', detail: 'more than one Content-Type' };
-  let value: unknown;
-  let text: string;
-  try {
-    text = utf8.decode(body);
-    value = JSON.parse(text);
-  } catch {
-    if (contentType === undefined || isJsonContentType(contentType) || looksLikeJson(body)) return { kind: 'refused', code: 'invalid_json' };
-    return OTHER;
+  const parsed = parseStrictObject(body, MAX_JSON_DEPTH);
+  if ('value' in parsed) return { kind: 'object', value: parsed.value };
+  switch (parsed.problem) {
+    case 'not_json':
+      return contentType === undefined || isJsonContentType(contentType) || looksLikeJson(body) ? { kind: 'refused', code: 'invalid_json' } : OTHER;
+    case 'not_object':
+      return OTHER;
+    // The policy would judge the last of two same-named keys, another parser
+    // the first; and the policy's recursive walks need a bounded depth.
+    case 'duplicate key':
+      return { kind: 'refused', code: 'invalid_json', detail: 'an object has a duplicate key' };
+    case 'nested too deeply':
+      return { kind: 'refused', code: 'invalid_json', detail: `nested deeper than ${MAX_JSON_DEPTH} levels` };
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return OTHER;
-  // The policy would judge the last of two same-named keys, another parser the
-  // first; and the policy's recursive walks need a bounded depth.
-  const problem = jsonShapeProblem(text, MAX_JSON_DEPTH);
-  if (problem === 'duplicate key') return { kind: 'refused', code: 'invalid_json', detail: 'an object has a duplicate key' };
-  if (problem) return { kind: 'refused', code: 'invalid_json', detail: `nested deeper than ${MAX_JSON_DEPTH} levels` };
-  return { kind: 'object', value: value as Record<string, unknown> };
 }
 
 function answer(verdict: LocalVerdict): LocalAnswer {

@@ -5,11 +5,12 @@ import { describeConfig, isLoopbackHost, type Config } from '../config.ts';
 import { ERROR_TABLE, SidecarError, isSidecarError, type ErrorCode } from '../errors.ts';
 import { isJsonContentType } from '../headers.ts';
 import type { IdentityStore } from '../identity-store.ts';
-import { jsonShapeProblem } from '../json-keys.ts';
+import { parseStrictObject } from '../json-keys.ts';
 import { llmToolName, splitLlmPath } from '../llm-target.ts';
 import { LOG_LEVELS, type Logger } from '../log.ts';
 import { assertSafePath, parseTarget } from '../path.ts';
 import type { PolicyChain } from '../policy/chain.ts';
+import { MAX_JSON_DEPTH } from '../policy/inspect.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { VERSION } from '../version.ts';
 import type { History, HistoryFilter } from '../debug/history.ts';
@@ -21,8 +22,6 @@ type DebugEnv = { Bindings: Partial<HttpBindings> };
 
 /** The dry run's envelope is small JSON around a request body; the proxy's own cap, plus room for the envelope. */
 const ENVELOPE_ALLOWANCE = 64 * 1024;
-const MAX_JSON_DEPTH = 512;
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export interface DebugDeps {
   config: Config;
@@ -61,19 +60,15 @@ async function readCapped(request: Request, max: number): Promise<Uint8Array> {
 /** The body of a POST/PUT as a JSON object: declared as JSON (a cross-site form cannot), strict UTF-8, no duplicate keys. */
 async function jsonObject(c: Context<DebugEnv>, max: number): Promise<Record<string, unknown>> {
   if (!isJsonContentType(c.req.header('content-type'))) throw new SidecarError('debug_invalid_input', 'send Content-Type: application/json');
-  const bytes = await readCapped(c.req.raw, max);
-  let text: string;
-  let parsed: unknown;
-  try {
-    text = utf8.decode(bytes);
-    parsed = JSON.parse(text);
-  } catch {
-    throw new SidecarError('debug_invalid_input', 'the body is not UTF-8 JSON');
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new SidecarError('debug_invalid_input', 'the body must be a JSON object');
-  const problem = jsonShapeProblem(text, MAX_JSON_DEPTH);
-  if (problem) throw new SidecarError('debug_invalid_input', problem === 'duplicate key' ? 'an object has a duplicate key' : `nested deeper than ${MAX_JSON_DEPTH} levels`);
-  return parsed as Record<string, unknown>;
+  const parsed = parseStrictObject(await readCapped(c.req.raw, max), MAX_JSON_DEPTH);
+  if ('value' in parsed) return parsed.value;
+  const why = {
+    not_json: 'the body is not UTF-8 JSON',
+    not_object: 'the body must be a JSON object',
+    'duplicate key': 'an object has a duplicate key',
+    'nested too deeply': `nested deeper than ${MAX_JSON_DEPTH} levels`,
+  }[parsed.problem];
+  throw new SidecarError('debug_invalid_input', why);
 }
 
 function historyFilter(query: Record<string, string>, capacity: number): HistoryFilter {
