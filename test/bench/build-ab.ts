@@ -4,7 +4,8 @@
 // completion and the 20-chunk SSE stream at c16 and c64, rounds alternating
 // which build goes first. The figure is the median of per-round ratios
 // (this ÷ other). Not part of the suite. Knobs: BENCH_SECONDS (default 3),
-// BENCH_ROUNDS (default 5).
+// BENCH_ROUNDS (default 5), BENCH_THIS_ENV (JSON of extra env for this build,
+// e.g. '{"FIRSTOPS_USAGE_METRICS":"off"}' to isolate a feature's cost).
 import { join } from 'node:path';
 import { LOAD_CORE, ROOT, setUp, stop, watchdog } from './procs.ts';
 import { median, throughput, type Request } from './load.ts';
@@ -17,7 +18,7 @@ watchdog(10 * 60_000);
 
 const bench = await setUp();
 const builds = {
-  this: await bench.startSidecar(bench.localEnv, [], join(ROOT, 'dist/main.js')),
+  this: await bench.startSidecar({ ...bench.localEnv, ...(JSON.parse(process.env.BENCH_THIS_ENV ?? '{}') as Record<string, string>) }, [], join(ROOT, 'dist/main.js')),
   other: await bench.startSidecar(bench.localEnv, [], OTHER),
 };
 const CHAT = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Summarise: '.concat('Lorem ipsum dolor sit amet. '.repeat(30)) }] };
