@@ -19,7 +19,7 @@ export interface TestCa {
   readonly dir: string;
   readonly caFile: string;
   readonly caCert: Buffer;
-  issue(name: string, options?: { san?: string; purpose?: 'serverAuth' | 'clientAuth'; days?: number }): Issued;
+  issue(name: string, options?: { san?: string; purpose?: 'serverAuth' | 'clientAuth'; days?: number; commonName?: string }): Issued;
   cleanup(): void;
 }
 
@@ -36,7 +36,7 @@ function openssl(args: string[], cwd: string): void {
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
 export function createTestCa(label = 'firstops egress test CA'): TestCa {
-  const dir = mkdtempSync(join(tmpdir(), 'firstops-egress-pki-'));
+  const dir = mkdtempSync(join(tmpdir(), 'firstops-test-pki-'));
   openssl(['req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', `/CN=${label}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   let serial = 2000;
@@ -53,7 +53,7 @@ export function createTestCa(label = 'firstops egress test CA'): TestCa {
         ...(purpose === 'serverAuth' ? [`subjectAltName=${options.san ?? 'DNS:localhost,IP:127.0.0.1'}`] : []),
         '',
       ].join('\n'));
-      openssl(['req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
+      openssl(['req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${options.commonName ?? name}`], dir);
       serial += 1;
       // A negative -days makes a certificate that expired yesterday.
       openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', String(serial),

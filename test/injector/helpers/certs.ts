@@ -1,11 +1,8 @@
 /**
- * Test PKI made with the openssl CLI (node:crypto cannot issue X.509
- * certificates): a CA and server certificates for 127.0.0.1 / localhost.
+ * The injector's test PKI: a CA and server certificates for 127.0.0.1 /
+ * localhost, from the shared openssl-based test CA (test/helpers/pki.ts).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createTestCa } from '../../helpers/pki.ts';
 
 export interface TestPki {
   dir: string;
@@ -15,46 +12,12 @@ export interface TestPki {
   cleanup(): void;
 }
 
-function openssl(args: string[], cwd: string): void {
-  try {
-    execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') {
-      throw new Error('the injector HTTPS tests need the openssl CLI on PATH to create a test CA (Debian: apt-get install openssl)');
-    }
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.toString() ?? e.message}`);
-  }
-}
-
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-
 export function createTestPki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), 'firstops-injector-pki-'));
-  openssl(['req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=firstops injector test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
-  writeFileSync(join(dir, 'server.ext'), [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    'extendedKeyUsage=serverAuth',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '',
-  ].join('\n'));
-  let serial = 1000;
+  const ca = createTestCa('firstops injector test CA');
   return {
-    dir,
-    caCert: readFileSync(join(dir, 'ca.crt')),
-    issue(name, commonName = 'localhost') {
-      const certFile = join(dir, `${name}.crt`);
-      const keyFile = join(dir, `${name}.key`);
-      openssl(['req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${commonName}`], dir);
-      serial += 1;
-      openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', String(serial),
-        '-days', '1', '-extfile', 'server.ext', '-out', `${name}.crt`], dir);
-      return { certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
-    },
-    cleanup() {
-      rmSync(dir, { recursive: true, force: true });
-    },
+    dir: ca.dir,
+    caCert: ca.caCert,
+    issue: (name, commonName = 'localhost') => ca.issue(name, { commonName }),
+    cleanup: () => ca.cleanup(),
   };
 }
