@@ -1,5 +1,5 @@
 import type { Usage, UsageFamily, UsageSource } from './types.ts';
-import { forEachMember, jsonValue } from './walk.ts';
+import { FOUND, findTopLevel, jsonValue, pickMembers, readNumbers, stringValue, type Take, type Wanted } from './walk.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -60,46 +60,96 @@ export function requestModelOf(family: UsageFamily, path: string, bodyModel: str
   return undefined;
 }
 
-/** Which members of an object the family's sources need: taken whole, or walked into. */
-interface Wanted {
-  readonly take: ReadonlySet<string>;
-  readonly nested: ReadonlyMap<string, Wanted>;
+function countsOf(source: UsageSource): Wanted {
+  const keys = [...new Set([...source.input, ...source.output])];
+  return { keys, take: keys.map(() => 'number') };
 }
 
 function wantedAt(family: UsageFamily, path: readonly string[]): Wanted {
-  const take = new Set<string>();
-  const nested = new Map<string, Wanted>();
+  const keys: string[] = [];
+  const take: Take[] = [];
+  const add = (key: string, how: Take): void => {
+    if (keys.includes(key)) return;
+    keys.push(key);
+    take.push(how);
+  };
   for (const s of family.sources) {
     if (s.at.length < path.length || path.some((k, i) => s.at[i] !== k)) continue;
     if (s.at.length === path.length) {
-      take.add(s.usage);
-      take.add(s.model);
+      add(s.usage, countsOf(s));
+      add(s.model, 'string');
     } else {
       const key = s.at[path.length]!;
-      if (!nested.has(key)) nested.set(key, wantedAt(family, [...path, key]));
+      add(key, wantedAt(family, [...path, key]));
     }
   }
-  return { take, nested };
+  return { keys, take };
 }
 
-const WANTED = new WeakMap<UsageFamily, Wanted>();
+/** The source at the document root, prepared for reading from the end (src/usage/walk.ts findTopLevel). */
+interface RootReader {
+  readonly source: UsageSource;
+  /** `"usage"`, quotes included. */
+  readonly needle: string;
+  /** Input keys, then output keys. */
+  readonly counts: readonly string[];
+  /** Scratch for readNumbers: a body is read synchronously, start to end. */
+  readonly values: number[];
+}
 
-function prune(t: string, at: number, wanted: Wanted): Obj | undefined {
-  const out: Obj = {};
-  const ok = forEachMember(t, at, (key, start, end) => {
-    if (wanted.take.has(key)) out[key] = jsonValue(t, start, end);
-    else {
-      const inner = wanted.nested.get(key);
-      if (inner) out[key] = prune(t, start, inner);
-    }
-  });
-  return ok ? out : undefined;
+interface Reader {
+  readonly wanted: Wanted;
+  readonly root: RootReader | undefined;
+}
+
+const READERS = new WeakMap<UsageFamily, Reader>();
+function readerOf(family: UsageFamily): Reader {
+  let reader = READERS.get(family);
+  if (!reader) {
+    const source = family.sources.find((s) => s.at.length === 0);
+    const counts = source ? [...source.input, ...source.output] : [];
+    reader = {
+      wanted: wantedAt(family, []),
+      root: source && { source, needle: JSON.stringify(source.usage), counts, values: counts.map(() => NaN) },
+    };
+    READERS.set(family, reader);
+  }
+  return reader;
+}
+
+/** The sum of values[from, to) that are non-negative safe integers; undefined when none is. */
+function sumOf(values: readonly number[], from: number, to: number): number | undefined {
+  let total: number | undefined;
+  for (let i = from; i < to; i++) {
+    const v = values[i]!;
+    if (Number.isSafeInteger(v) && v >= 0) total = (total ?? 0) + v;
+  }
+  return total;
+}
+
+/** The root source read from the end of the text; false when that cannot be shown or reports no count. */
+function readRoot(root: RootReader, t: string, into: Usage): boolean {
+  if (!findTopLevel(t, root.needle, root.source.model)) return false;
+  const modelStart = FOUND[2]!;
+  const modelEnd = FOUND[3]!;
+  if (!readNumbers(t, FOUND[0]!, root.counts, root.values)) return false;
+  const inputs = root.source.input.length;
+  const input = sumOf(root.values, 0, inputs);
+  const output = sumOf(root.values, inputs, root.values.length);
+  if (input === undefined && output === undefined) return false;
+  if (input !== undefined) into.input = input;
+  if (output !== undefined) into.output = output;
+  const model = modelStart === -1 ? undefined : stringValue(t, modelStart, modelEnd);
+  if (model) into.responseModel = model;
+  return true;
 }
 
 /**
  * readUsage for a JSON text (a latin1 view of its UTF-8 bytes), without
  * building the whole document: only the members the family's sources name
- * are parsed. A top-level array (Gemini's streamed JSON) is parsed whole.
+ * are parsed. A body is read from its end when it can be (the root
+ * source's usage is its last member or nearly), else walked whole; a
+ * top-level array (Gemini's streamed JSON) is parsed whole.
  */
 export function readUsageText(family: UsageFamily, latin1: string, into: Usage): void {
   let i = 0;
@@ -108,8 +158,8 @@ export function readUsageText(family: UsageFamily, latin1: string, into: Usage):
     readUsage(family, jsonValue(latin1, i, latin1.length), into);
     return;
   }
-  let wanted = WANTED.get(family);
-  if (!wanted) WANTED.set(family, (wanted = wantedAt(family, [])));
-  const doc = prune(latin1, i, wanted);
+  const reader = readerOf(family);
+  if (reader.root && readRoot(reader.root, latin1, into)) return;
+  const doc = pickMembers(latin1, i, reader.wanted);
   if (doc) readUsage(family, doc, into);
 }
