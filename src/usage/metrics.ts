@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import { LeanHistogram } from './histogram.ts';
+import { LeanHistogram, type Series } from './histogram.ts';
 import { createLabelBound } from './labels.ts';
 
 /** The convention's buckets for `gen_ai.client.token.usage`. */
@@ -27,10 +27,59 @@ export interface GenAiMetrics {
   readonly requestModel: (model: string | undefined) => string;
   /** Bounds `gen_ai_response_model` values the same way. */
   readonly responseModel: (model: string | undefined) => string;
+  /** The series of one label set (values already bounded), looked up once per operation. */
+  readonly modelSeries: (operation: string, provider: string, requestModel: string, responseModel: string) => ModelSeries;
+}
+
+/** Every gen_ai series of one (operation, provider, request model, response model). */
+export interface ModelSeries {
+  /** `errorType` is '' when the operation succeeded. */
+  duration(errorType: string): Series;
+  timeToFirstChunk(): Series;
+  tokens(type: 'input' | 'output'): Series;
+}
+
+/**
+ * ModelSeries handles, one per label set, each taking its Series from the
+ * histograms on first use. As many as the label sets the bounds allow; a
+ * histogram reset (epoch) drops them all.
+ */
+function createModelSeriesCache(m: Pick<GenAiMetrics, 'tokenUsage' | 'operationDuration' | 'timeToFirstChunk'>) {
+  const epochOf = (): number => m.tokenUsage.epoch + m.operationDuration.epoch + m.timeToFirstChunk.epoch;
+  let epoch = epochOf();
+  /** operation → provider → request model → response model: lookups of strings the caller already has, no key built. */
+  type Level<T> = Map<string, T>;
+  let cache: Level<Level<Level<Level<ModelSeries>>>> = new Map();
+  return function modelSeries(operation: string, provider: string, requestModel: string, responseModel: string): ModelSeries {
+    if (epochOf() !== epoch) {
+      epoch = epochOf();
+      cache = new Map();
+    }
+    let byProvider = cache.get(operation);
+    if (!byProvider) cache.set(operation, (byProvider = new Map()));
+    let byRequest = byProvider.get(provider);
+    if (!byRequest) byProvider.set(provider, (byRequest = new Map()));
+    let byResponse = byRequest.get(requestModel);
+    if (!byResponse) byRequest.set(requestModel, (byResponse = new Map()));
+    let group = byResponse.get(responseModel);
+    if (group) return group;
+    const labels = [operation, provider, requestModel, responseModel];
+    let ok: Series | undefined;
+    let input: Series | undefined;
+    let output: Series | undefined;
+    let ttfc: Series | undefined;
+    group = {
+      duration: (errorType) => errorType ? m.operationDuration.series([...labels, errorType]) : (ok ??= m.operationDuration.series([...labels, ''])),
+      timeToFirstChunk: () => (ttfc ??= m.timeToFirstChunk.series(labels)),
+      tokens: (type) => type === 'input' ? (input ??= m.tokenUsage.series([...labels, 'input'])) : (output ??= m.tokenUsage.series([...labels, 'output'])),
+    };
+    byResponse.set(responseModel, group);
+    return group;
+  };
 }
 
 export function createGenAiMetrics(registers: Registry[]): GenAiMetrics {
-  return {
+  const histograms = {
     tokenUsage: new LeanHistogram({
       name: 'gen_ai_client_token_usage',
       help: 'Tokens per LLM operation as the provider reported them, by token type (input, output); OpenTelemetry gen_ai.client.token.usage.',
@@ -52,7 +101,11 @@ export function createGenAiMetrics(registers: Registry[]): GenAiMetrics {
       buckets: DURATION_BUCKETS,
       registers,
     }),
+  };
+  return {
+    ...histograms,
     requestModel: createLabelBound(),
     responseModel: createLabelBound(),
+    modelSeries: createModelSeriesCache(histograms),
   };
 }
