@@ -59,6 +59,8 @@ export function isEventStream(contentType: string | string[] | undefined): boole
 /** True for application/json and any `+json` media type. */
 export function isJsonContentType(contentType: string | undefined): boolean {
   if (!contentType) return false;
+  // What every provider sends, without splitting it.
+  if (contentType === 'application/json' || contentType.startsWith('application/json;')) return true;
   const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
   return type === 'application/json' || type.endsWith('+json');
 }

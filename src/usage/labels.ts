@@ -3,10 +3,12 @@ export const MAX_MODEL_VALUES = 100;
 /** Longer model names are cut to this many characters. */
 export const MAX_MODEL_LENGTH = 128;
 export const OTHER = 'other';
+const UNPRINTABLE = /[^\x21-\x7e]/;
 
 /** A model name as a label value: printable ASCII, length-capped ('' when there is nothing usable). */
 export function cleanModel(value: string | undefined): string {
   if (!value) return '';
+  if (value.length <= MAX_MODEL_LENGTH && !UNPRINTABLE.test(value)) return value;
   return value.slice(0, MAX_MODEL_LENGTH).replace(/[^\x21-\x7e]/g, '_');
 }
 

@@ -8,12 +8,13 @@ import { readUsage, readUsageText, requestModelOf } from './extract.ts';
 import { usageFamilyFor } from './families.ts';
 import { cleanModel } from './labels.ts';
 import type { GenAiMetrics } from './metrics.ts';
-import { MAX_JSON_BYTES, createJsonCollector, createSseScanner, usagePattern } from './scan.ts';
-import type { Usage, UsageFamily } from './types.ts';
+import { JsonCollector, MAX_JSON_BYTES, createSseScanner, usagePattern } from './scan.ts';
+import type { Operation, Usage, UsageFamily } from './types.ts';
 
-/** A body observer that also says when its figures are recorded (after a compressed body's side decoder drains). */
+/** A body observer that also says when its figures are recorded. */
 export interface UsageTap extends BodyObserver {
-  settled(): Promise<void>;
+  /** Undefined when they already are; else settles once a compressed body's side decoder has drained. */
+  settled(): Promise<void> | undefined;
 }
 
 const DECODERS: Readonly<Record<string, () => Transform>> = {
@@ -23,16 +24,180 @@ const DECODERS: Readonly<Record<string, () => Transform>> = {
   br: createBrotliDecompress,
 };
 
-const PATTERNS = new WeakMap<UsageFamily, RegExp>();
-function patternOf(family: UsageFamily): RegExp {
-  let pattern = PATTERNS.get(family);
-  if (!pattern) PATTERNS.set(family, (pattern = usagePattern(family.sources.map((s) => s.usage))));
-  return pattern;
+interface Keys {
+  readonly names: readonly string[];
+  readonly pattern: RegExp;
+}
+const KEYS = new WeakMap<UsageFamily, Keys>();
+/** The family's usage keys, and the pattern that finds them in a stream. */
+function keysOf(family: UsageFamily): Keys {
+  let keys = KEYS.get(family);
+  if (!keys) {
+    const names = [...new Set(family.sources.map((s) => s.usage))];
+    KEYS.set(family, (keys = { names, pattern: usagePattern(names) }));
+  }
+  return keys;
 }
 
 function header(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = headers[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+function operationOf(family: UsageFamily, path: string): Operation | undefined {
+  for (const o of family.operations) if (o.path.test(path)) return o.operation;
+  return undefined;
+}
+
+type SseScanner = ReturnType<typeof createSseScanner>;
+
+/**
+ * One metered operation. A class rather than closures: a tap is built for
+ * every governed LLM request, and its cost is part of the request's.
+ */
+class Tap implements UsageTap {
+  readonly #family: UsageFamily;
+  readonly #operation: Operation;
+  readonly #provider: string;
+  readonly #requestModel: string | undefined;
+  readonly #metrics: GenAiMetrics;
+  readonly #record: RequestRecord | undefined;
+  readonly #started = performance.now();
+  readonly #usage: Usage = {};
+  #status = 0;
+  #stream = false;
+  #firstChunkAt = 0;
+  #json: JsonCollector | undefined;
+  /** A JSON body's Content-Length when it is not compressed: once that much has arrived it is read at once, and nothing is held. */
+  #jsonLength = -1;
+  #sse: SseScanner | undefined;
+  #decoder: Transform | undefined;
+  #settled: Promise<void> | undefined;
+
+  constructor(family: UsageFamily, operation: Operation, provider: string, requestModel: string | undefined, metrics: GenAiMetrics, record: RequestRecord | undefined) {
+    this.#family = family;
+    this.#operation = operation;
+    this.#provider = provider;
+    this.#requestModel = requestModel;
+    this.#metrics = metrics;
+    this.#record = record;
+  }
+
+  head(statusCode: number, headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): void {
+    this.#status = statusCode;
+    const contentType = header(headers, 'content-type');
+    this.#stream = isEventStream(contentType);
+    const encoding = header(headers, 'content-encoding');
+    const coding = encoding === undefined ? 'identity' : encoding.trim().toLowerCase();
+    const makeDecoder = coding === 'identity' ? undefined : DECODERS[coding];
+    if (coding !== 'identity' && !makeDecoder) return;
+    const keys = keysOf(this.#family);
+    if (this.#stream) {
+      this.#sse = createSseScanner(keys.pattern, (data) => this.#parseEvent(data));
+    } else if (isJsonContentType(contentType)) {
+      const length = makeDecoder ? -1 : Number(header(headers, 'content-length') ?? -1);
+      if (length > MAX_JSON_BYTES) return;
+      this.#json = new JsonCollector(keys.names);
+      if (Number.isSafeInteger(length) && length > 0) this.#jsonLength = length;
+    } else {
+      return;
+    }
+    if (makeDecoder) this.#decodeFirst(makeDecoder());
+  }
+
+  chunk(chunk: Buffer): void {
+    if (!this.#firstChunkAt) this.#firstChunkAt = performance.now();
+    if (this.#decoder) {
+      if (!this.#decoder.destroyed) this.#decoder.write(chunk);
+      return;
+    }
+    this.#feed(chunk);
+  }
+
+  end(error?: Error): void {
+    const endedAt = performance.now();
+    const decoder = this.#decoder;
+    if (!decoder) {
+      this.#finish(error, endedAt);
+      return;
+    }
+    if (!decoder.destroyed) decoder.end();
+    this.#settled = this.#settled!.then(() => this.#finish(error, endedAt));
+  }
+
+  settled(): Promise<void> | undefined {
+    return this.#settled;
+  }
+
+  #feed(chunk: Buffer): void {
+    try {
+      const json = this.#json;
+      if (json) {
+        json.push(chunk);
+        if (json.size === this.#jsonLength) this.#readJson();
+      } else {
+        this.#sse?.push(chunk);
+      }
+    } catch {
+      // Metering never breaks a relay: a body it trips over reports duration only.
+      this.#json = this.#sse = undefined;
+    }
+  }
+
+  /** A compressed body: the relayed bytes go through a side decoder, its output is what is read. */
+  #decodeFirst(d: Transform): void {
+    this.#decoder = d;
+    d.on('data', (out: Buffer) => {
+      this.#feed(out);
+      // A JSON body past the bound is not worth decoding further.
+      if (this.#json?.skipped) d.destroy();
+    });
+    this.#settled = new Promise((resolve) => {
+      d.once('end', resolve).once('close', resolve).once('error', () => {
+        // A body that does not decode reports nothing.
+        this.#json = this.#sse = undefined;
+        resolve();
+      });
+    });
+  }
+
+  #readJson(): void {
+    const text = this.#json!.body();
+    this.#json = undefined;
+    if (text !== undefined) readUsageText(this.#family, text, this.#usage);
+  }
+
+  #parseEvent(data: string): void {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(data);
+    } catch {
+      return;
+    }
+    readUsage(this.#family, doc, this.#usage);
+  }
+
+  #finish(error: Error | undefined, endedAt: number): void {
+    const usage = this.#usage;
+    if (this.#json) this.#readJson();
+    this.#sse?.end();
+    const metrics = this.#metrics;
+    const series = metrics.modelSeries(this.#operation, this.#provider, metrics.requestModel(this.#requestModel), metrics.responseModel(usage.responseModel));
+    const status = this.#status;
+    const errorType = status >= 400 ? String(status)
+      : error ? ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? 'client_aborted' : 'response_incomplete')
+      : '';
+    series.duration(errorType).observe((endedAt - this.#started) / 1000);
+    if (this.#stream && this.#firstChunkAt && status < 400) series.timeToFirstChunk().observe((this.#firstChunkAt - this.#started) / 1000);
+    if (usage.input !== undefined) series.tokens('input').observe(usage.input);
+    if (usage.output !== undefined) series.tokens('output').observe(usage.output);
+    const record = this.#record;
+    if (record) {
+      record.model = cleanModel(this.#requestModel ?? usage.responseModel) || undefined;
+      record.inputTokens = usage.input;
+      record.outputTokens = usage.output;
+    }
+  }
 }
 
 /**
@@ -54,116 +219,8 @@ export function openUsageTap(options: {
 }): UsageTap | undefined {
   if (options.method !== 'POST') return undefined;
   const family = usageFamilyFor(options.provider);
-  const operation = family.operations.find((o) => o.path.test(options.path))?.operation;
+  const operation = operationOf(family, options.path);
   if (!operation) return undefined;
-  const { metrics, record, provider } = options;
   const requestModel = requestModelOf(family, options.path, options.bodyModel);
-  const pattern = patternOf(family);
-  const started = performance.now();
-  const usage: Usage = {};
-
-  let status = 0;
-  let stream = false;
-  let firstChunkAt = 0;
-  let feed: ((chunk: Buffer) => void) | undefined;
-  let decoder: Transform | undefined;
-  let json: ReturnType<typeof createJsonCollector> | undefined;
-  let sse: ReturnType<typeof createSseScanner> | undefined;
-  let settled: Promise<void> = Promise.resolve();
-
-  const parseInto = (text: string): void => {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      return;
-    }
-    readUsage(family, doc, usage);
-  };
-
-  const finish = (error: Error | undefined, endedAt: number): void => {
-    if (json) {
-      const text = json.body();
-      if (text !== undefined) readUsageText(family, text, usage);
-    }
-    sse?.end();
-    const req = metrics.requestModel(requestModel);
-    const res = metrics.responseModel(usage.responseModel);
-    const errorType = status >= 400 ? String(status)
-      : error ? ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? 'client_aborted' : 'response_incomplete')
-      : '';
-    metrics.operationDuration.observe([operation, provider, req, res, errorType], (endedAt - started) / 1000);
-    if (stream && firstChunkAt && status < 400) metrics.timeToFirstChunk.observe([operation, provider, req, res], (firstChunkAt - started) / 1000);
-    if (usage.input !== undefined) metrics.tokenUsage.observe([operation, provider, req, res, 'input'], usage.input);
-    if (usage.output !== undefined) metrics.tokenUsage.observe([operation, provider, req, res, 'output'], usage.output);
-    if (record) {
-      record.model = cleanModel(requestModel ?? usage.responseModel) || undefined;
-      record.inputTokens = usage.input;
-      record.outputTokens = usage.output;
-    }
-  };
-
-  return {
-    head(statusCode, headers) {
-      status = statusCode;
-      const contentType = header(headers, 'content-type');
-      stream = isEventStream(contentType);
-      const encoding = (header(headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
-      const makeDecoder = encoding === 'identity' ? undefined : DECODERS[encoding];
-      if (encoding !== 'identity' && !makeDecoder) return;
-      if (stream) {
-        sse = createSseScanner(pattern, parseInto);
-        feed = sse.push;
-      } else if (isJsonContentType(contentType)) {
-        const length = Number(header(headers, 'content-length') ?? 0);
-        if (!makeDecoder && length > MAX_JSON_BYTES) return;
-        json = createJsonCollector(pattern);
-        feed = json.push;
-      } else {
-        return;
-      }
-      if (makeDecoder) {
-        const inner = feed;
-        const d = makeDecoder();
-        decoder = d;
-        d.on('data', (out: Buffer) => {
-          inner(out);
-          // A JSON body past the bound is not worth decoding further.
-          if (json?.skipped) d.destroy();
-        });
-        settled = new Promise((resolve) => {
-          d.once('end', resolve).once('close', resolve).once('error', () => {
-            // A body that does not decode reports nothing.
-            json = undefined;
-            sse = undefined;
-            resolve();
-          });
-        });
-        feed = (chunk) => {
-          if (!d.destroyed) d.write(chunk);
-        };
-      }
-    },
-    chunk(chunk) {
-      if (!firstChunkAt) firstChunkAt = performance.now();
-      try {
-        feed?.(chunk);
-      } catch {
-        // Metering never breaks a relay: a body it trips over reports duration only.
-        feed = undefined;
-        json = undefined;
-        sse = undefined;
-      }
-    },
-    end(error) {
-      const endedAt = performance.now();
-      if (!decoder) {
-        finish(error, endedAt);
-        return;
-      }
-      if (!decoder.destroyed) decoder.end();
-      settled = settled.then(() => finish(error, endedAt));
-    },
-    settled: () => settled,
-  };
+  return new Tap(family, operation, options.provider, requestModel, options.metrics, options.record);
 }

@@ -88,14 +88,14 @@ test('SSE: an event past the bound is dropped, later ones still count', () => {
 });
 
 test('JSON: collected up to the bound, handed over only when it holds usage', () => {
-  const small = createJsonCollector(USAGE, 100);
+  const small = createJsonCollector(['usage'], 100);
   small.push(Buffer.from('{"id":1,'));
   small.push(Buffer.from('"usage":{"prompt_tokens":2}}'));
   assert.equal(small.body(), '{"id":1,"usage":{"prompt_tokens":2}}');
-  const none = createJsonCollector(USAGE, 100);
+  const none = createJsonCollector(['usage'], 100);
   none.push(Buffer.from('{"error":{"message":"no"}}'));
   assert.equal(none.body(), undefined);
-  const big = createJsonCollector(USAGE, 10);
+  const big = createJsonCollector(['usage'], 10);
   big.push(Buffer.from('{"usage":{"a":1}}'));
   assert.equal(big.skipped, true);
   assert.equal(big.body(), undefined);
