@@ -5,18 +5,22 @@
 // is the median of the per-round ratios. Throughput (wrk) and the sidecar's
 // CPU seconds per 1,000 requests, for the 1 KB JSON completion and the
 // 20-chunk SSE stream (with `"usage":null` on every chunk and a final usage
-// chunk, as OpenAI streams with include_usage). Knobs: BENCH_SECONDS (per
-// measurement, default 2), BENCH_ROUNDS (default 7). Not part of the suite.
+// chunk, as OpenAI streams with include_usage). A third sidecar, metering
+// off as well, is measured the same way: its ratio to the first off side is
+// the run's noise floor, printed beside the figure. Knobs: BENCH_SECONDS
+// (per measurement, default 2), BENCH_ROUNDS (default 9). Not part of the
+// suite.
 import { LOAD_CORE, cpuSeconds, setUp, stop, watchdog } from './procs.ts';
 import { median, throughput, type Request } from './load.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 watchdog(10 * 60_000);
 
 const bench = await setUp();
 const on = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'on' });
 const off = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'off' });
+const control = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'off' });
 
 const CHAT = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Summarise: '.concat('Lorem ipsum dolor sit amet. '.repeat(20)) }] };
 const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' };
@@ -24,30 +28,41 @@ const kinds: Record<string, { path: string; body: string }> = {
   json_c64: { path: '/llm/openai/v1/chat/completions', body: JSON.stringify(CHAT) },
   sse_c64: { path: '/llm/openai/v1/chat/completions?stream=1', body: JSON.stringify({ ...CHAT, stream: true, stream_options: { include_usage: true } }) },
 };
-const sides = { on, off };
+const sides = { on, off, control };
+type Side = keyof typeof sides;
 /** Non-2xx answers and socket errors (wrk timeouts on an overloaded machine): reported, not fatal. */
-const errors = { on: 0, off: 0 };
+const errors = { on: 0, off: 0, control: 0 };
+/** Every answered request per side, warm-up included: the metered side must have metered each one. */
+const answered = { on: 0, off: 0, control: 0 };
 const rps: Record<string, Record<string, number[]>> = {};
 const cpu: Record<string, Record<string, number[]>> = {};
 
-const measure = async (side: 'on' | 'off', kind: string): Promise<void> => {
+const measure = async (side: Side, kind: string): Promise<void> => {
   const s = sides[side];
   const req: Request = { url: `http://127.0.0.1:${s.port}${kinds[kind]!.path}`, body: kinds[kind]!.body, headers: HEADERS };
   const cpu0 = cpuSeconds(s.pid);
   const r = await throughput(req, { connections: 64, seconds: SECONDS, core: LOAD_CORE, scratch: bench.scratch });
   errors[side] += r.errors;
+  answered[side] += r.requests;
   ((rps[kind] ??= {})[side] ??= []).push(r.rps);
   ((cpu[kind] ??= {})[side] ??= []).push(((cpuSeconds(s.pid) - cpu0) / r.requests) * 1000);
 };
 
-// Warm-up: JIT and connection pools on both.
-for (const kind of Object.keys(kinds)) for (const side of ['on', 'off'] as const) await throughput(
-  { url: `http://127.0.0.1:${sides[side].port}${kinds[kind]!.path}`, body: kinds[kind]!.body, headers: HEADERS },
-  { connections: 64, seconds: 1, core: LOAD_CORE, scratch: bench.scratch },
-);
+// Warm-up: JIT and connection pools on all three.
+for (const kind of Object.keys(kinds)) {
+  for (const side of ['on', 'off', 'control'] as const) {
+    const r = await throughput(
+      { url: `http://127.0.0.1:${sides[side].port}${kinds[kind]!.path}`, body: kinds[kind]!.body, headers: HEADERS },
+      { connections: 64, seconds: 1, core: LOAD_CORE, scratch: bench.scratch },
+    );
+    answered[side] += r.requests;
+  }
+}
 for (let round = 0; round < ROUNDS; round++) {
   for (const kind of Object.keys(kinds)) {
-    const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+    // Every side goes first, second and third in turn.
+    const orders = [['on', 'off', 'control'], ['off', 'control', 'on'], ['control', 'on', 'off']] as const;
+    const order = orders[round % 3]!;
     for (const side of order) await measure(side, kind);
   }
   process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
@@ -60,17 +75,21 @@ const onText = await scrape(on.adminPort);
 if (process.env.BENCH_DEBUG) process.stderr.write(onText.split("\n").filter((l) => l.startsWith("gen_ai") && l.includes("_count")).join("\n") + "\n");
 const meteredOn = counted(onText);
 const meteredOff = counted(await scrape(off.adminPort));
-await Promise.all([stop(on.child), stop(off.child)]);
+await Promise.all([stop(on.child), stop(off.child), stop(control.child)]);
 await bench.close();
 
-const lines = ['| figure | metering on | metering off | on ÷ off (median of per-round ratios) |', '|---|---:|---:|---:|'];
+const lines = ['| figure | metering on | metering off | on ÷ off (median of per-round ratios) | control ÷ off (noise floor) |', '|---|---:|---:|---:|---:|'];
 const result: Record<string, unknown> = {};
+const ratiosOf = (m: Record<string, number[]>, a: Side): number[] => m[a]!.map((v, i) => v / m.off![i]!);
 for (const kind of Object.keys(kinds)) {
-  const ratios = rps[kind]!.on!.map((v, i) => v / rps[kind]!.off![i]!);
-  const cpuRatios = cpu[kind]!.on!.map((v, i) => v / cpu[kind]!.off![i]!);
-  lines.push(`| ${kind} throughput (req/s) | ${median(rps[kind]!.on!).toFixed(0)} | ${median(rps[kind]!.off!).toFixed(0)} | ${(median(ratios) * 100).toFixed(1)}% |`);
-  lines.push(`| ${kind} CPU s per 1,000 req | ${median(cpu[kind]!.on!).toFixed(4)} | ${median(cpu[kind]!.off!).toFixed(4)} | ${median(cpuRatios).toFixed(3)}× |`);
-  result[kind] = { rps, cpu, throughputRatio: median(ratios), cpuRatio: median(cpuRatios), within5pct: median(ratios) >= 0.95 };
+  const ratio = median(ratiosOf(rps[kind]!, 'on'));
+  const cpuRatio = median(ratiosOf(cpu[kind]!, 'on'));
+  const floor = median(ratiosOf(rps[kind]!, 'control'));
+  const cpuFloor = median(ratiosOf(cpu[kind]!, 'control'));
+  lines.push(`| ${kind} throughput (req/s) | ${median(rps[kind]!.on!).toFixed(0)} | ${median(rps[kind]!.off!).toFixed(0)} | ${(ratio * 100).toFixed(1)}% | ${(floor * 100).toFixed(1)}% |`);
+  lines.push(`| ${kind} CPU s per 1,000 req | ${median(cpu[kind]!.on!).toFixed(4)} | ${median(cpu[kind]!.off!).toFixed(4)} | ${cpuRatio.toFixed(3)}× | ${cpuFloor.toFixed(3)}× |`);
+  result[kind] = { rps: rps[kind], cpu: cpu[kind], throughputRatio: ratio, cpuRatio, noiseFloor: { throughput: floor, cpu: cpuFloor }, within5pct: ratio >= 0.95 };
 }
-process.stdout.write(`${lines.join('\n')}\n\nresponses metered: on ${meteredOn}, off ${meteredOff}; load-tool errors: on ${errors.on}, off ${errors.off}\n${JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, result })}\n`);
-process.exit(meteredOn > 0 && meteredOff === 0 ? 0 : 1);
+process.stdout.write(`${lines.join('\n')}\n\nresponses metered: on ${meteredOn} of ${answered.on} answered, off ${meteredOff}; load-tool errors: on ${errors.on}, off ${errors.off}, control ${errors.control}\n${JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, result })}\n`);
+// wrk counts completed responses; a response cut off at the end of a run can be metered without being counted.
+process.exit(meteredOn >= answered.on && meteredOn <= answered.on + 64 * 40 && meteredOff === 0 ? 0 : 1);
