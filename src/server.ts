@@ -139,9 +139,9 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     },
   );
 
-  const finish = (req: IncomingMessage, res: ServerResponse, record: RequestRecord, started: number): void => {
+  const finish = (req: IncomingMessage, res: ServerResponse, record: RequestRecord, started: number, closedAt: number): void => {
     active.delete(res);
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = (closedAt - started) / 1000;
     // 499 (nginx's convention) whenever the client left first, even mid-stream.
     const status = record.code === 'client_aborted' || !res.headersSent ? 499 : res.statusCode;
     const provider = record.provider;
@@ -180,10 +180,11 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
       if (draining) res.setHeader('connection', 'close');
       records.set(req, record);
       // The line is written once the socket side is done and the handler has
-      // recorded everything it learned (bytes, error codes after a relay).
-      const closed = new Promise<void>((resolve) => res.once('close', resolve));
+      // recorded everything it learned (bytes, error codes after a relay, the
+      // usage meter's figures); the duration is the client's, up to the close.
+      const closed = new Promise<number>((resolve) => res.once('close', () => resolve(performance.now())));
       const handled = Promise.resolve(honoListener(req, res)).catch(() => undefined);
-      void Promise.all([closed, handled]).then(() => finish(req, res, record, started));
+      void Promise.all([closed, handled]).then(([closedAt]) => finish(req, res, record, started, closedAt));
     },
   );
   proxyServer.on('clientError', onClientError);
