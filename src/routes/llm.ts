@@ -103,7 +103,7 @@ export function createLlmHandler(deps: {
     }));
     if (response instanceof Response) return response;
     const relayed = await hop.relay(response, undefined, tap);
-    // The request's log line carries the usage: wait for a compressed body's side decoder.
+    // The request's log line carries the usage: wait until the tap has recorded it.
     const recorded = tap?.settled();
     if (recorded) await recorded;
     return relayed;

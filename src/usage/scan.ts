@@ -4,10 +4,9 @@
  * character per byte, so offsets are byte offsets and no multi-byte UTF-8
  * character can look like `"` or a line end) with one compiled regular
  * expression, which beats a native Buffer search per marker several times
- * over. Parsers copy each relayed chunk into that latin1 text at once and
- * never keep the chunk itself (a view of the socket read that carried it,
- * which it would keep alive). They are bounded: a JSON body past
- * MAX_JSON_BYTES and an SSE event past MAX_EVENT_BYTES are skipped.
+ * over. Parsers keep references to the relayed chunks (never copies of the
+ * whole body) and are bounded: a JSON body past MAX_JSON_BYTES and an SSE
+ * event past MAX_EVENT_BYTES are skipped.
  */
 
 export const MAX_JSON_BYTES = 1 << 20;
@@ -31,52 +30,52 @@ export function findUsageKey(text: string, pattern: RegExp, from = 0): number {
   return m ? m.index : -1;
 }
 
-/** Collects a JSON body up to the bound, as latin1 text (see above). */
+/** Collects a JSON body up to the bound, keeping the relayed chunks by reference. */
 export class JsonCollector {
   /** The usage keys, quoted. A body holding none of them is not read. */
   readonly #needles: readonly string[];
   readonly #max: number;
-  #text = '';
+  #chunks: Buffer[] = [];
+  #size = 0;
   #skipped = false;
 
-  constructor(usageKeys: readonly string[], max = MAX_JSON_BYTES) {
-    this.#needles = usageKeys.map((k) => JSON.stringify(k));
+  constructor(needles: readonly string[], max = MAX_JSON_BYTES) {
+    this.#needles = needles;
     this.#max = max;
   }
 
   push(chunk: Buffer): void {
     if (this.#skipped) return;
-    if (this.#text.length + chunk.length > this.#max) {
+    this.#size += chunk.length;
+    if (this.#size > this.#max) {
       this.#skipped = true;
-      this.#text = '';
+      this.#chunks = [];
       return;
     }
-    this.#text += chunk.toString('latin1');
+    this.#chunks.push(chunk);
   }
 
   get skipped(): boolean {
     return this.#skipped;
   }
 
-  /** Bytes collected so far. */
-  get size(): number {
-    return this.#text.length;
-  }
-
   /** The body as a latin1 view of its bytes (see walk.ts) when it fit and names a usage key, else undefined. */
   body(): string | undefined {
-    const text = this.#text;
-    this.#text = '';
-    if (this.#skipped || !text) return undefined;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    if (this.#skipped || chunks.length === 0) return undefined;
+    const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size)).toString('latin1');
     // Usage comes last or nearly: a search from the end settles most bodies at once.
     for (const needle of this.#needles) if (text.lastIndexOf(needle) !== -1) return text;
     return undefined;
   }
 }
 
+/** `usageKeys` unquoted, as the families name them. */
 export function createJsonCollector(usageKeys: readonly string[], max = MAX_JSON_BYTES): JsonCollector {
-  return new JsonCollector(usageKeys, max);
+  return new JsonCollector(usageKeys.map((k) => JSON.stringify(k)), max);
 }
+
 
 /** Where the blank line that ends the last complete event in `t` ends, or -1. CR variants only when `cr`. */
 function lastEventEnd(t: string, cr: boolean): number {
@@ -107,6 +106,24 @@ function eventAround(t: string, at: number, cr: boolean): [number, number] {
   return [start, end];
 }
 
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+function inScratch(buf: Buffer): boolean {
+  return buf.buffer === SCRATCH.buffer;
+}
+
+/**
+ * The parts as one buffer. Copied into a shared scratch buffer when they fit
+ * (a batch is searched synchronously, and nothing keeps a view of it), so a
+ * batch costs no allocation; a single part is used as it is.
+ */
+function gather(parts: readonly Buffer[], size: number): Buffer {
+  if (parts.length === 1) return parts[0]!;
+  if (size > SCRATCH.length) return Buffer.concat(parts, size);
+  let offset = 0;
+  for (const p of parts) offset += p.copy(SCRATCH, offset);
+  return SCRATCH.subarray(0, size);
+}
+
 /** The `data` of one SSE event (its data lines joined by LF), per the EventSource rules. */
 export function eventData(event: string): string {
   let data: string | undefined;
@@ -120,19 +137,21 @@ export function eventData(event: string): string {
 
 /**
  * Splits an SSE byte stream into complete events and hands `onEvent` the
- * data of those that hold a usage key. The text is searched once about
- * `batch` bytes have arrived, and at the end: usage is recorded when the
- * response is over, and a search costs far less per byte over 16 KB than
- * over 200. Events without a usage key are never decoded.
+ * data of those that hold a usage key. Chunks are kept by reference and
+ * searched once about `batch` bytes have arrived, and at the end: usage is
+ * recorded when the response is over, and a search costs far less per byte
+ * over 16 KB than over 200. Events without a usage key are never decoded.
  */
 export function createSseScanner(pattern: RegExp, onEvent: (data: string) => void, maxEvent = MAX_EVENT_BYTES, batch = SSE_BATCH_BYTES) {
-  /** The incomplete event left by the last search, then the chunks since (latin1). */
-  let pending = '';
+  /** The incomplete event left by the last search, then the chunks since. */
+  let parts: Buffer[] = [];
+  let size = 0;
   let tailSize = 0;
 
   const flush = (final: boolean): void => {
-    const t = pending;
-    if (t.length === 0) return;
+    if (size === 0) return;
+    const buf = gather(parts, size);
+    const t = buf.toString('latin1');
     const cr = t.includes('\r');
     const end = final ? t.length : lastEventEnd(t, cr);
     for (let at = end <= 0 ? -1 : findUsageKey(t, pattern); at !== -1 && at < end; ) {
@@ -140,16 +159,18 @@ export function createSseScanner(pattern: RegExp, onEvent: (data: string) => voi
       if (stop - start <= maxEvent) onEvent(eventData(Buffer.from(t.slice(start, stop), 'latin1').toString('utf8')));
       at = stop >= end ? -1 : findUsageKey(t, pattern, stop);
     }
-    // An event that grows past the bound without ending is dropped.
-    const rest = end <= 0 ? t : t.slice(end);
-    pending = !final && rest.length > 0 && rest.length <= maxEvent ? rest : '';
-    tailSize = pending.length;
+    const rest = end <= 0 ? buf : buf.subarray(end);
+    // An event that grows past the bound without ending is dropped; the
+    // incomplete one kept is copied out of the shared scratch buffer.
+    parts = !final && rest.length > 0 && rest.length <= maxEvent ? [inScratch(buf) ? Buffer.from(rest) : rest] : [];
+    size = tailSize = parts.length ? rest.length : 0;
   };
 
   return {
     push(chunk: Buffer): void {
-      pending += chunk.toString('latin1');
-      if (pending.length - tailSize >= batch) flush(false);
+      parts.push(chunk);
+      size += chunk.length;
+      if (size - tailSize >= batch) flush(false);
     },
     /** The rest, including a last event without a blank line after it. */
     end(): void {

@@ -13,7 +13,7 @@ import type { Operation, Usage, UsageFamily } from './types.ts';
 
 /** A body observer that also says when its figures are recorded. */
 export interface UsageTap extends BodyObserver {
-  /** Undefined when they already are; else settles once a compressed body's side decoder has drained. */
+  /** After end(): settles once the figures are recorded (src/usage/tap.ts, recordLater). */
   settled(): Promise<void> | undefined;
 }
 
@@ -25,7 +25,8 @@ const DECODERS: Readonly<Record<string, () => Transform>> = {
 };
 
 interface Keys {
-  readonly names: readonly string[];
+  /** Quoted, as they appear in a body. */
+  readonly needles: readonly string[];
   readonly pattern: RegExp;
 }
 const KEYS = new WeakMap<UsageFamily, Keys>();
@@ -34,7 +35,7 @@ function keysOf(family: UsageFamily): Keys {
   let keys = KEYS.get(family);
   if (!keys) {
     const names = [...new Set(family.sources.map((s) => s.usage))];
-    KEYS.set(family, (keys = { names, pattern: usagePattern(names) }));
+    KEYS.set(family, (keys = { needles: names.map((n) => JSON.stringify(n)), pattern: usagePattern(names) }));
   }
   return keys;
 }
@@ -50,6 +51,26 @@ function operationOf(family: UsageFamily, path: string): Operation | undefined {
 }
 
 type SseScanner = ReturnType<typeof createSseScanner>;
+
+/**
+ * Taps whose response is over, recorded together once the event loop turn
+ * that ended them is done. Reading a body and recording it costs about a
+ * microsecond when the code runs hot and several times that when it runs
+ * once per request among everything else a request does (measured, see
+ * docs/performance.md): in a batch it runs hot. The client already has its
+ * response; only the figures and the log line wait.
+ */
+const ended: Tap[] = [];
+
+function recordLater(tap: Tap): void {
+  ended.push(tap);
+  if (ended.length === 1) setImmediate(recordEnded);
+}
+
+function recordEnded(): void {
+  const batch = ended.splice(0);
+  for (const tap of batch) tap.record();
+}
 
 /**
  * One metered operation. A class rather than closures: a tap is built for
@@ -68,11 +89,12 @@ class Tap implements UsageTap {
   #stream = false;
   #firstChunkAt = 0;
   #json: JsonCollector | undefined;
-  /** A JSON body's Content-Length when it is not compressed: once that much has arrived it is read at once, and nothing is held. */
-  #jsonLength = -1;
   #sse: SseScanner | undefined;
   #decoder: Transform | undefined;
   #settled: Promise<void> | undefined;
+  #recorded: (() => void) | undefined;
+  #error: Error | undefined;
+  #endedAt = 0;
 
   constructor(family: UsageFamily, operation: Operation, provider: string, requestModel: string | undefined, metrics: GenAiMetrics, record: RequestRecord | undefined) {
     this.#family = family;
@@ -95,10 +117,8 @@ class Tap implements UsageTap {
     if (this.#stream) {
       this.#sse = createSseScanner(keys.pattern, (data) => this.#parseEvent(data));
     } else if (isJsonContentType(contentType)) {
-      const length = makeDecoder ? -1 : Number(header(headers, 'content-length') ?? -1);
-      if (length > MAX_JSON_BYTES) return;
-      this.#json = new JsonCollector(keys.names);
-      if (Number.isSafeInteger(length) && length > 0) this.#jsonLength = length;
+      if (!makeDecoder && Number(header(headers, 'content-length') ?? 0) > MAX_JSON_BYTES) return;
+      this.#json = new JsonCollector(keys.needles);
     } else {
       return;
     }
@@ -115,29 +135,39 @@ class Tap implements UsageTap {
   }
 
   end(error?: Error): void {
-    const endedAt = performance.now();
+    this.#endedAt = performance.now();
+    this.#error = error;
     const decoder = this.#decoder;
     if (!decoder) {
-      this.#finish(error, endedAt);
+      this.#settled = new Promise((resolve) => {
+        this.#recorded = resolve;
+      });
+      recordLater(this);
       return;
     }
     if (!decoder.destroyed) decoder.end();
-    this.#settled = this.#settled!.then(() => this.#finish(error, endedAt));
+    this.#settled = this.#settled!.then(() => this.#finish());
   }
 
   settled(): Promise<void> | undefined {
     return this.#settled;
   }
 
+  /** Called by recordEnded, once; never throws (a body it trips over records nothing, the others in the batch still do). */
+  record(): void {
+    try {
+      this.#finish();
+    } catch {
+      // Metering never breaks a request: this one's figures are lost.
+    } finally {
+      this.#recorded!();
+    }
+  }
+
   #feed(chunk: Buffer): void {
     try {
-      const json = this.#json;
-      if (json) {
-        json.push(chunk);
-        if (json.size === this.#jsonLength) this.#readJson();
-      } else {
-        this.#sse?.push(chunk);
-      }
+      if (this.#json) this.#json.push(chunk);
+      else this.#sse?.push(chunk);
     } catch {
       // Metering never breaks a relay: a body it trips over reports duration only.
       this.#json = this.#sse = undefined;
@@ -161,12 +191,6 @@ class Tap implements UsageTap {
     });
   }
 
-  #readJson(): void {
-    const text = this.#json!.body();
-    this.#json = undefined;
-    if (text !== undefined) readUsageText(this.#family, text, this.#usage);
-  }
-
   #parseEvent(data: string): void {
     let doc: unknown;
     try {
@@ -177,9 +201,14 @@ class Tap implements UsageTap {
     readUsage(this.#family, doc, this.#usage);
   }
 
-  #finish(error: Error | undefined, endedAt: number): void {
+  #finish(): void {
     const usage = this.#usage;
-    if (this.#json) this.#readJson();
+    const error = this.#error;
+    if (this.#json) {
+      const text = this.#json.body();
+      this.#json = undefined;
+      if (text !== undefined) readUsageText(this.#family, text, usage);
+    }
     this.#sse?.end();
     const metrics = this.#metrics;
     const series = metrics.modelSeries(this.#operation, this.#provider, metrics.requestModel(this.#requestModel), metrics.responseModel(usage.responseModel));
@@ -187,7 +216,7 @@ class Tap implements UsageTap {
     const errorType = status >= 400 ? String(status)
       : error ? ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? 'client_aborted' : 'response_incomplete')
       : '';
-    series.duration(errorType).observe((endedAt - this.#started) / 1000);
+    series.duration(errorType).observe((this.#endedAt - this.#started) / 1000);
     if (this.#stream && this.#firstChunkAt && status < 400) series.timeToFirstChunk().observe((this.#firstChunkAt - this.#started) / 1000);
     if (usage.input !== undefined) series.tokens('input').observe(usage.input);
     if (usage.output !== undefined) series.tokens('output').observe(usage.output);
