@@ -7,7 +7,9 @@
 // 20-chunk SSE stream (with `"usage":null` on every chunk and a final usage
 // chunk, as OpenAI streams with include_usage). A third sidecar, metering
 // off as well, is measured the same way: its ratio to the first off side is
-// the run's noise floor, printed beside the figure. Knobs: BENCH_SECONDS
+// the run's noise floor, printed beside the figure. Then on and off are
+// loaded side by side, at the same time, as a second view that the VM's
+// drift cannot skew. Knobs: BENCH_SECONDS
 // (per measurement, default 2), BENCH_ROUNDS (default 9). Not part of the
 // suite.
 import { LOAD_CORE, cpuSeconds, setUp, stop, watchdog } from './procs.ts';
@@ -68,6 +70,28 @@ for (let round = 0; round < ROUNDS; round++) {
   process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
 }
 
+// Side by side: on and off loaded at the same time (c32 each), sharing the
+// proxy core, so whatever the VM does meanwhile happens to both. The figure
+// is each one's CPU per request, and its throughput, against the other's.
+const sideBySide: Record<string, { rps: number[]; cpu: number[] }> = {};
+for (let round = 0; round < Math.ceil(ROUNDS / 2); round++) {
+  for (const kind of Object.keys(kinds)) {
+    const cpu0 = { on: cpuSeconds(on.pid), off: cpuSeconds(off.pid) };
+    const [a, b] = await Promise.all((['on', 'off'] as const).map((side) => throughput(
+      { url: `http://127.0.0.1:${sides[side].port}${kinds[kind]!.path}`, body: kinds[kind]!.body, headers: HEADERS },
+      { connections: 32, seconds: SECONDS + 1, core: LOAD_CORE, scratch: bench.scratch },
+    )));
+    errors.on += a!.errors;
+    errors.off += b!.errors;
+    answered.on += a!.requests;
+    answered.off += b!.requests;
+    const perReq = (side: 'on' | 'off', requests: number): number => (cpuSeconds(sides[side].pid) - cpu0[side]) / requests;
+    const entry = (sideBySide[kind] ??= { rps: [], cpu: [] });
+    entry.rps.push(a!.rps / b!.rps);
+    entry.cpu.push(perReq('on', a!.requests) / perReq('off', b!.requests));
+  }
+}
+
 // Metering really ran on one side only.
 const scrape = async (port: number): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 const counted = (text: string): number => [...text.matchAll(/^gen_ai_client_token_usage_count\{[^}]*gen_ai_token_type="output"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
@@ -89,6 +113,12 @@ for (const kind of Object.keys(kinds)) {
   lines.push(`| ${kind} throughput (req/s) | ${median(rps[kind]!.on!).toFixed(0)} | ${median(rps[kind]!.off!).toFixed(0)} | ${(ratio * 100).toFixed(1)}% | ${(floor * 100).toFixed(1)}% |`);
   lines.push(`| ${kind} CPU s per 1,000 req | ${median(cpu[kind]!.on!).toFixed(4)} | ${median(cpu[kind]!.off!).toFixed(4)} | ${cpuRatio.toFixed(3)}× | ${cpuFloor.toFixed(3)}× |`);
   result[kind] = { rps: rps[kind], cpu: cpu[kind], throughputRatio: ratio, cpuRatio, noiseFloor: { throughput: floor, cpu: cpuFloor }, within5pct: ratio >= 0.95 };
+}
+lines.push('', '| side by side (both loaded at once) | on ÷ off throughput | on ÷ off CPU per request |', '|---|---:|---:|');
+for (const kind of Object.keys(kinds)) {
+  const entry = sideBySide[kind]!;
+  lines.push(`| ${kind} | ${(median(entry.rps) * 100).toFixed(1)}% | ${median(entry.cpu).toFixed(3)}× |`);
+  (result[kind] as Record<string, unknown>).sideBySide = { throughputRatio: median(entry.rps), cpuRatio: median(entry.cpu), rounds: entry };
 }
 process.stdout.write(`${lines.join('\n')}\n\nresponses metered: on ${meteredOn} of ${answered.on} answered, off ${meteredOff}; load-tool errors: on ${errors.on}, off ${errors.off}, control ${errors.control}\n${JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, result })}\n`);
 // wrk counts completed responses; a response cut off at the end of a run can be metered without being counted.
