@@ -146,21 +146,24 @@ class Tap implements UsageTap {
       return;
     }
     if (!decoder.destroyed) decoder.end();
-    this.#settled = this.#settled!.then(() => this.#finish());
+    this.#settled = this.#settled!.then(() => this.#finishSafely());
   }
 
   settled(): Promise<void> | undefined {
     return this.#settled;
   }
 
-  /** Called by recordEnded, once; never throws (a body it trips over records nothing, the others in the batch still do). */
+  /** Called by recordEnded, once; never throws, so the others in the batch still record. */
   record(): void {
+    this.#finishSafely();
+    this.#recorded!();
+  }
+
+  #finishSafely(): void {
     try {
       this.#finish();
     } catch {
-      // Metering never breaks a request: this one's figures are lost.
-    } finally {
-      this.#recorded!();
+      // Metering never breaks a request: a body it trips over loses its own figures.
     }
   }
 
