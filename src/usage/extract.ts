@@ -7,12 +7,17 @@ function isObject(value: unknown): value is Obj {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The sum of the keys present as non-negative safe integers; undefined when none is. */
+/** A token count as providers report one: a non-negative safe integer. */
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** The sum of the keys present as counts; undefined when none is. */
 function sum(usage: Obj, keys: readonly string[]): number | undefined {
   let total: number | undefined;
   for (const key of keys) {
     const v = usage[key];
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) total = (total ?? 0) + v;
+    if (isCount(v)) total = (total ?? 0) + v;
   }
   return total;
 }
@@ -117,12 +122,12 @@ function readerOf(family: UsageFamily): Reader {
   return reader;
 }
 
-/** The sum of values[from, to) that are non-negative safe integers; undefined when none is. */
+/** sum() for values[from, to), as readNumbers leaves them. */
 function sumOf(values: readonly number[], from: number, to: number): number | undefined {
   let total: number | undefined;
   for (let i = from; i < to; i++) {
     const v = values[i]!;
-    if (Number.isSafeInteger(v) && v >= 0) total = (total ?? 0) + v;
+    if (isCount(v)) total = (total ?? 0) + v;
   }
   return total;
 }

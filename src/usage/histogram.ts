@@ -72,11 +72,6 @@ export class LeanHistogram {
     return series;
   }
 
-  /** `values` in `labelNames` order. */
-  observe(values: readonly string[], value: number): void {
-    this.series(values).observe(value);
-  }
-
   reset(): void {
     this.#series = new Map();
     this.epoch++;
