@@ -1,5 +1,5 @@
 import type { Usage, UsageFamily, UsageSource } from './types.ts';
-import { FOUND, findTopLevel, jsonValue, pickMembers, readNumbers, stringValue, type Take, type Wanted } from './walk.ts';
+import { FOUND, findTopLevel, jsonValue, pickMembers, stringValue, type Take, type Wanted } from './walk.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -7,17 +7,12 @@ function isObject(value: unknown): value is Obj {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** A token count as providers report one: a non-negative safe integer. */
-function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-
-/** The sum of the keys present as counts; undefined when none is. */
+/** The sum of the keys present as non-negative safe integers; undefined when none is. */
 function sum(usage: Obj, keys: readonly string[]): number | undefined {
   let total: number | undefined;
   for (const key of keys) {
     const v = usage[key];
-    if (isCount(v)) total = (total ?? 0) + v;
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) total = (total ?? 0) + v;
   }
   return total;
 }
@@ -96,10 +91,8 @@ interface RootReader {
   readonly source: UsageSource;
   /** `"usage"`, quotes included. */
   readonly needle: string;
-  /** Input keys, then output keys. */
-  readonly counts: readonly string[];
-  /** Scratch for readNumbers: a body is read synchronously, start to end. */
-  readonly values: number[];
+  /** The usage object's members that count. */
+  readonly counts: Wanted;
 }
 
 interface Reader {
@@ -112,40 +105,24 @@ function readerOf(family: UsageFamily): Reader {
   let reader = READERS.get(family);
   if (!reader) {
     const source = family.sources.find((s) => s.at.length === 0);
-    const counts = source ? [...source.input, ...source.output] : [];
     reader = {
       wanted: wantedAt(family, []),
-      root: source && { source, needle: JSON.stringify(source.usage), counts, values: counts.map(() => NaN) },
+      root: source && { source, needle: JSON.stringify(source.usage), counts: countsOf(source) },
     };
     READERS.set(family, reader);
   }
   return reader;
 }
 
-/** sum() for values[from, to), as readNumbers leaves them. */
-function sumOf(values: readonly number[], from: number, to: number): number | undefined {
-  let total: number | undefined;
-  for (let i = from; i < to; i++) {
-    const v = values[i]!;
-    if (isCount(v)) total = (total ?? 0) + v;
-  }
-  return total;
-}
-
-/** The root source read from the end of the text; false when that cannot be shown or reports no count. */
+/** The root source read from the end of the text; false (and nothing recorded) when that cannot be shown or reports no count. */
 function readRoot(root: RootReader, t: string, into: Usage): boolean {
   if (!findTopLevel(t, root.needle, root.source.model)) return false;
-  const modelStart = FOUND[2]!;
-  const modelEnd = FOUND[3]!;
-  if (!readNumbers(t, FOUND[0]!, root.counts, root.values)) return false;
-  const inputs = root.source.input.length;
-  const input = sumOf(root.values, 0, inputs);
-  const output = sumOf(root.values, inputs, root.values.length);
-  if (input === undefined && output === undefined) return false;
-  if (input !== undefined) into.input = input;
-  if (output !== undefined) into.output = output;
-  const model = modelStart === -1 ? undefined : stringValue(t, modelStart, modelEnd);
-  if (model) into.responseModel = model;
+  const { source } = root;
+  const holder: Obj = { [source.usage]: pickMembers(t, FOUND[0]!, root.counts) };
+  if (FOUND[2] !== -1) holder[source.model] = stringValue(t, FOUND[2]!, FOUND[3]!);
+  const found: Usage = {};
+  if (!readSource(holder, source, found)) return false;
+  Object.assign(into, found);
   return true;
 }
 

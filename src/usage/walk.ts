@@ -152,7 +152,7 @@ function lastKey(t: string, needle: string, before: number): number {
   return -1;
 }
 
-/** Where pickTopLevel found things: value bounds of the anchor, then of `other` (-1 when absent). Overwritten by every call. */
+/** Where findTopLevel found things: value bounds of the anchor, then of `other` (-1 when absent). Overwritten by every call. */
 export const FOUND = new Int32Array(4);
 
 /**
@@ -224,27 +224,6 @@ export function findTopLevel(t: string, needle: string, other: string): boolean 
 function takeOther(): void {
   FOUND[2] = MEMBER[1]!;
   FOUND[3] = MEMBER[2]!;
-}
-
-/**
- * Reads the numeric members of the object at `i` named in `keys` into
- * `into` (same index; NaN where absent or not a plain number). False when
- * the text is not a well-formed object there.
- */
-export function readNumbers(t: string, i: number, keys: readonly string[], into: number[]): boolean {
-  for (let k = 0; k < into.length; k++) into[k] = NaN;
-  i = skipSpace(t, i);
-  if (t.charCodeAt(i) !== 0x7b) return false;
-  i = skipSpace(t, i + 1);
-  if (t.charCodeAt(i) === 0x7d) return true;
-  for (;;) {
-    const end = readMember(t, i, keys);
-    if (end === -1) return false;
-    if (MEMBER[0] !== -1) into[MEMBER[0]!] = numberValue(t, MEMBER[1]!, end) ?? NaN;
-    i = nextMember(t, end);
-    if (i === CLOSED) return true;
-    if (i === -1) return false;
-  }
 }
 
 function readAs(t: string, start: number, end: number, take: Take): unknown {
