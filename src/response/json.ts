@@ -1,0 +1,88 @@
+import { jsonParts } from './json-parts.ts';
+import { responseFamilyOf } from './decoders.ts';
+import type { ResponseRules } from './rules.ts';
+import type { PartVerdict, ResponseView } from './types.ts';
+
+/** What the rules decided for a JSON response body. */
+export type JsonResponseVerdict =
+  | { readonly action: 'allow'; readonly body: Buffer }
+  | {
+      readonly action: 'deny';
+      readonly policyId: string;
+      readonly reason: string;
+      /** The part denied: a tool call's or text part's key (no argument values). */
+      readonly key: string;
+    }
+  | {
+      readonly action: 'modify';
+      /** The first modifying rule's. */
+      readonly policyId: string;
+      readonly reason: string;
+      /** The rewritten body (re-serialised JSON: set Content-Length from it). */
+      readonly body: Buffer;
+      /** Each rewritten part's key and rule. */
+      readonly changes: ReadonlyArray<{ readonly key: string; readonly policyId: string }>;
+    }
+  | {
+      readonly action: 'error';
+      /** The body is not JSON (`unreadable`), or a rewrite does not fit the provider's shape (`unmodifiable`). */
+      readonly code: 'response_unreadable' | 'response_unmodifiable';
+    };
+
+function parse(body: Buffer): { ok: true; doc: unknown } | { ok: false } {
+  try {
+    return { ok: true, doc: JSON.parse(body.toString('utf8')) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/** The provider-neutral view of a JSON response body; undefined when it is not JSON. */
+export function viewOfJsonBody(provider: string, body: Buffer): ResponseView | undefined {
+  const parsed = parse(body);
+  if (!parsed.ok) return undefined;
+  const family = responseFamilyOf(provider);
+  const parts = jsonParts(family, parsed.doc);
+  return { family, text: parts.texts.map((t) => t.part), toolCalls: parts.calls.map((c) => c.call) };
+}
+
+/**
+ * Judges a JSON response body (uncompressed: decode it first) by the rules:
+ * each tool call, then each text part, by the first rule of its target that
+ * matches. The first denied part denies the response; otherwise modified
+ * parts are rewritten and the body re-serialised; otherwise the body passes
+ * as it came (the same Buffer). A body that is not JSON cannot be governed:
+ * `error` with `response_unreadable` (the caller decides; refusing is the
+ * safe answer when rules exist).
+ */
+export function governJsonResponse(provider: string, body: Buffer, rules: ResponseRules): JsonResponseVerdict {
+  if (rules.ruleCount === 0) return { action: 'allow', body };
+  const parsed = parse(body);
+  if (!parsed.ok) return { action: 'error', code: 'response_unreadable' };
+  const parts = jsonParts(responseFamilyOf(provider), parsed.doc);
+  const changes: Array<{ key: string; policyId: string; verdict: PartVerdict; apply: () => void }> = [];
+  for (const c of parts.calls) {
+    const v = rules.evaluateCall(c.call);
+    if (v.action === 'deny') return { action: 'deny', policyId: v.policyId, reason: v.reason, key: c.call.key };
+    if (v.action === 'modify') changes.push({ key: c.call.key, policyId: v.policyId, verdict: v, apply: () => c.set({ value: v.value, text: v.text }) });
+  }
+  for (const t of parts.texts) {
+    const v = rules.evaluateText(t.part);
+    if (v.action === 'deny') return { action: 'deny', policyId: v.policyId, reason: v.reason, key: t.part.key };
+    if (v.action === 'modify') changes.push({ key: t.part.key, policyId: v.policyId, verdict: v, apply: () => t.set(v.text) });
+  }
+  if (changes.length === 0) return { action: 'allow', body };
+  try {
+    for (const change of changes) change.apply();
+  } catch {
+    return { action: 'error', code: 'response_unmodifiable' };
+  }
+  const first = changes[0]!.verdict;
+  return {
+    action: 'modify',
+    policyId: first.policyId,
+    reason: first.reason,
+    body: Buffer.from(JSON.stringify(parsed.doc), 'utf8'),
+    changes: changes.map(({ key, policyId }) => ({ key, policyId })),
+  };
+}

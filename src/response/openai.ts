@@ -1,0 +1,38 @@
+import { createCallTable, createTextCollector, isObject, NO_EFFECT, type StreamDecoder } from './decoder.ts';
+import { createChatReader, isChatChunk } from './openai-chat.ts';
+import { createResponsesReader, isResponsesEvent } from './openai-responses.ts';
+
+/**
+ * OpenAI-style streams: Chat Completions chunks and Responses API events are
+ * told apart per event (a Responses event has a `type` under `response.`, a
+ * chunk a `choices` array), so the one decoder serves both endpoints and the
+ * compatible APIs that speak either.
+ */
+export function createOpenAiDecoder(): StreamDecoder {
+  const calls = createCallTable();
+  const text = createTextCollector();
+  const chat = createChatReader(calls, text);
+  const responses = createResponsesReader(calls, text);
+  return {
+    // `_call` also finds `tool_calls`, `function_call` and every Responses call item and its argument events.
+    markers: ['_call'],
+    read(doc) {
+      if (!isObject(doc)) return NO_EFFECT;
+      if (isResponsesEvent(doc)) return responses.read(doc);
+      if (isChatChunk(doc)) return chat.read(doc);
+      return NO_EFFECT;
+    },
+    done: chat.done,
+    open: calls.open,
+    call: calls.call,
+    variants: calls.variants,
+    calls: calls.all,
+    modify: calls.modify,
+    rewrite(doc, units) {
+      if (!isObject(doc)) return;
+      if (isResponsesEvent(doc)) responses.rewrite(doc, units);
+      else if (isChatChunk(doc)) chat.rewrite(doc, units);
+    },
+    text: text.parts,
+  };
+}
