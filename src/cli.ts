@@ -46,6 +46,7 @@ export async function runCheck(env: Env, out: (line: string) => void): Promise<n
   try {
     const config = loadConfig(env);
     report = { config: describeConfig(config) };
+    if (config.memory.warning) report.warnings = [config.memory.warning];
     try {
       const files = await readIdentityFiles(config.identityDir);
       if (files) {

@@ -3,6 +3,8 @@ import { LOG_LEVELS } from './log.ts';
 import { readClientCertFiles, type ClientCertFiles } from './client-certs.ts';
 import { PROXY_MODES, describeRoute, readEgress, type EgressConfig } from './egress.ts';
 import type { LevelWithSilent } from 'pino';
+import { readMemoryLimit, type MemoryLimit } from './memory/limit.ts';
+import { planMemory, type MemoryPlan } from './memory/plan.ts';
 
 export type FailMode = 'closed' | 'open';
 export type RemotePolicyMode = 'auto' | 'off';
@@ -31,7 +33,10 @@ export interface Config {
   readonly policyBudgetMs: number;
   readonly policyWorkers: number;
   readonly policyOffloadBytes: number;
+  /** The effective body cap: FIRSTOPS_MAX_BODY_BYTES, or derived from the memory budget (memory.maxBodyBytes). */
   readonly maxBodyBytes: number;
+  /** The in-flight body budget, the limit it came from, and the cap (src/memory/plan.ts). */
+  readonly memory: MemoryPlan;
   readonly logLevel: LevelWithSilent;
   readonly drainTimeoutMs: number;
   readonly upstreamTimeoutMs: number;
@@ -74,7 +79,8 @@ export const VARIABLES = {
   FIRSTOPS_POLICY_BUDGET_MS: '10000',
   FIRSTOPS_POLICY_WORKERS: '1',
   FIRSTOPS_POLICY_OFFLOAD_BYTES: '65536',
-  FIRSTOPS_MAX_BODY_BYTES: '104857600',
+  FIRSTOPS_MAX_BODY_BYTES: 'auto',
+  FIRSTOPS_MEMORY_BUDGET_BYTES: 'auto',
   FIRSTOPS_LOG_LEVEL: 'info',
   FIRSTOPS_DRAIN_TIMEOUT_MS: '25000',
   FIRSTOPS_RESPONSE_TIMEOUT_MS: '600000',
@@ -123,6 +129,11 @@ class Reader {
     const value = this.raw(name)?.trim();
     if (!value) this.problem(name, value, 'a non-empty value');
     return value ?? '';
+  }
+
+  /** An integer, or undefined for `auto`. */
+  integerOrAuto(name: Variable, min: number, max: number): number | undefined {
+    return (this.raw(name) ?? '').trim().toLowerCase() === 'auto' ? undefined : this.integer(name, min, max);
   }
 
   integer(name: Variable, min: number, max: number): number {
@@ -211,9 +222,22 @@ function readUpstreams(env: Env, reader: Reader): Map<string, UpstreamConfig> {
   return upstreams;
 }
 
+/** What the memory plan is measured from; tests pass their own. */
+export interface MemoryProbe {
+  readonly limit: MemoryLimit;
+  readonly rssBytes: number;
+}
+
+const probeMemory = (): MemoryProbe => ({ limit: readMemoryLimit(), rssBytes: process.memoryUsage.rss() });
+
 /** Reads and validates the whole configuration; throws one ConfigError naming every problem. */
-export function loadConfig(env: Env): Config {
+export function loadConfig(env: Env, probe: MemoryProbe = probeMemory()): Config {
   const r = new Reader(env);
+  const memory = planMemory({
+    ...probe,
+    budgetBytes: r.integerOrAuto('FIRSTOPS_MEMORY_BUDGET_BYTES', 0, Number.MAX_SAFE_INTEGER),
+    maxBodyBytes: r.integerOrAuto('FIRSTOPS_MAX_BODY_BYTES', 1, 2 ** 31 - 1),
+  });
   const gatewayRaw = r.string('FIRSTOPS_GATEWAY_URL');
   const gateway = parseBaseUrl(gatewayRaw);
   if (typeof gateway === 'string') r.problem('FIRSTOPS_GATEWAY_URL', gatewayRaw, gateway);
@@ -236,7 +260,8 @@ export function loadConfig(env: Env): Config {
     policyBudgetMs: r.integer('FIRSTOPS_POLICY_BUDGET_MS', 1, 600_000),
     policyWorkers: r.integer('FIRSTOPS_POLICY_WORKERS', 1, 64),
     policyOffloadBytes: r.integer('FIRSTOPS_POLICY_OFFLOAD_BYTES', 0, 2 ** 31 - 1),
-    maxBodyBytes: r.integer('FIRSTOPS_MAX_BODY_BYTES', 1, 2 ** 31 - 1),
+    maxBodyBytes: memory.maxBodyBytes,
+    memory,
     logLevel: r.oneOf('FIRSTOPS_LOG_LEVEL', LOG_LEVELS),
     drainTimeoutMs: r.integer('FIRSTOPS_DRAIN_TIMEOUT_MS', 0, 3_600_000),
     upstreamTimeoutMs: r.integer('FIRSTOPS_RESPONSE_TIMEOUT_MS', 1, 3_600_000),
@@ -268,7 +293,7 @@ export function loadConfig(env: Env): Config {
  * egress which target goes through which proxy, proxy credentials redacted.
  */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { egress, clientCerts, ...rest } = config;
+  const { egress, clientCerts, memory, ...rest } = config;
   const targets: Record<string, string> = {};
   for (const [name, u] of config.upstreams) targets[`upstream ${name} ${u.origin}`] = describeRoute(egress, u.origin);
   if (config.gatewayUrl) targets[`gateway ${new URL(config.gatewayUrl).origin}`] = describeRoute(egress, config.gatewayUrl);
@@ -284,5 +309,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
       targets,
     },
     tls_client_certificates: Object.fromEntries([...clientCerts].map(([name, files]) => [name, files])),
+    memory: {
+      limit_bytes: memory.limitBytes,
+      limit_source: memory.limitSource,
+      baseline_bytes: memory.baselineBytes,
+      budget_bytes: memory.budgetBytes,
+      max_body_bytes: memory.maxBodyBytes,
+      max_body_source: memory.maxBodySource,
+      warning: memory.warning ?? null,
+    },
   };
 }

@@ -14,6 +14,7 @@ export const ERROR_TABLE = {
   request_timeout: { status: 408, message: 'request was not received in time' },
   invalid_json: { status: 400, message: 'request body is declared as JSON but is not valid UTF-8 JSON' },
   body_too_large: { status: 413, message: 'request body exceeds FIRSTOPS_MAX_BODY_BYTES' },
+  body_budget_exhausted: { status: 503, message: 'the sidecar has no memory left for this body right now (bodies in flight use the budget, FIRSTOPS_MEMORY_BUDGET_BYTES); retry later' },
   unsupported_content_encoding: { status: 415, message: 'compressed request bodies cannot be governed; send the body uncompressed' },
   unknown_provider: { status: 502, message: 'unknown LLM provider' },
   governance_not_configured: { status: 503, message: 'LLM governance not configured: set FIRSTOPS_POLICY_FILE or mount an agent identity for remote evaluation' },

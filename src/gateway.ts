@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { SidecarError, gatewayError } from './errors.ts';
 import type { IdentityStore } from './identity-store.ts';
 import type { Metrics } from './metrics.ts';
+import { undiciBody } from './json/edits.ts';
 
 export interface GatewayRequest {
   readonly method: string;
@@ -10,7 +11,8 @@ export interface GatewayRequest {
   readonly search?: string;
   /** Extra headers; Authorization and DPoP are set here, never taken from the caller. */
   readonly headers?: Record<string, string>;
-  readonly body?: Buffer | undefined;
+  /** One buffer, or parts written in order (a large event, never joined); re-sendable for a nonce retry. */
+  readonly body?: Buffer | readonly Uint8Array[] | undefined;
   readonly signal?: AbortSignal;
   readonly headersTimeoutMs?: number;
   /** Longest silence while the answer body arrives; the dispatcher's default (none) otherwise. */
@@ -56,7 +58,7 @@ export function createGatewayClient(options: {
       path: basePath + req.path + (req.search ?? ''),
       method: req.method as Dispatcher.HttpMethod,
       headers: { ...req.headers, authorization: `Bearer ${identity.bearer}`, dpop: proof },
-      body: req.body,
+      body: req.body && undiciBody(req.body),
       signal: req.signal,
       headersTimeout: req.headersTimeoutMs,
       ...(req.bodyTimeoutMs === undefined ? {} : { bodyTimeout: req.bodyTimeoutMs }),

@@ -40,6 +40,9 @@ export interface Metrics {
   readonly ready: Gauge<string>;
   /** OpenTelemetry GenAI client metrics (src/usage/metrics.ts). */
   readonly genAi: GenAiMetrics;
+  /** The in-flight body memory budget (src/memory/budget.ts): its size and what is in use. */
+  readonly budgetBytes: Gauge<'state'>;
+  readonly budgetRefusals: Counter<'route'>;
 }
 
 /** One dedicated registry per sidecar instance (tests build many). */
@@ -144,5 +147,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
     genAi: createGenAiMetrics(registers),
+    budgetBytes: new Gauge({
+      name: 'firstops_memory_budget_bytes',
+      help: 'The in-flight request body memory budget (state="limit") and the bytes of it in use (state="in_use").',
+      labelNames: ['state'],
+      registers,
+    }),
+    budgetRefusals: new Counter({
+      name: 'firstops_memory_budget_refusals_total',
+      help: 'Requests refused with 503 body_budget_exhausted because their body did not fit the memory budget.',
+      labelNames: ['route'],
+      registers,
+    }),
   };
 }

@@ -11,7 +11,9 @@ import { scalarChild, type Logger } from './log.ts';
 import { createMetrics, methodLabel, type Metrics } from './metrics.ts';
 import { createPolicyChain } from './policy/chain.ts';
 import { createInspector } from './policy/pool.ts';
-import { createRemoteEvaluator, maxAnswerBytes } from './policy/remote.ts';
+import { createRemoteEvaluator } from './policy/remote.ts';
+import { createBodyBudget, type BodyBudget } from './memory/budget.ts';
+import { SMALL_BODY_BYTES } from './memory/plan.ts';
 import { openPolicyStore, type PolicyStore } from './policy/store.ts';
 import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestRecord } from './context.ts';
 import { createAdminApp } from './routes/admin.ts';
@@ -64,6 +66,28 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   );
 }
 
+/** The in-flight body budget, its gauges, and one line saying how it was sized (a warning when the cap does not fit it). */
+function openBudget(config: Config, metrics: Metrics, logger: Logger): BodyBudget {
+  const { memory } = config;
+  metrics.budgetBytes.set({ state: 'limit' }, memory.budgetBytes);
+  metrics.budgetBytes.set({ state: 'in_use' }, 0);
+  const fields = {
+    limit_bytes: memory.limitBytes,
+    limit_source: memory.limitSource,
+    baseline_bytes: memory.baselineBytes,
+    budget_bytes: memory.budgetBytes,
+    max_body_bytes: memory.maxBodyBytes,
+    max_body_source: memory.maxBodySource,
+  };
+  if (memory.warning) logger.warn({ component: 'memory', ...fields }, memory.warning);
+  else logger.info({ component: 'memory', ...fields }, 'memory budget for request bodies in flight');
+  return createBodyBudget({
+    bytes: memory.budgetBytes,
+    smallBytes: SMALL_BODY_BYTES,
+    observer: { inUse: (bytes) => metrics.budgetBytes.set({ state: 'in_use' }, bytes) },
+  });
+}
+
 /** Starts both listeners with everything they need; throws (nothing left running) on a bad identity, policy file or port. */
 export async function startSidecar(options: { config: Config; logger: Logger; metrics?: Metrics }): Promise<Sidecar> {
   const { config, logger } = options;
@@ -87,7 +111,9 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
   }
 
   const gateway = createGatewayClient({ gatewayUrl: config.gatewayUrl, identity, dispatcher, metrics });
-  const remote = createRemoteEvaluator({ gateway, timeoutMs: config.policyTimeoutMs, maxAnswerBytes: maxAnswerBytes(config.maxBodyBytes) });
+  // A modify payload may outgrow the body it rewrites a little, never without bound.
+  const remote = createRemoteEvaluator({ gateway, timeoutMs: config.policyTimeoutMs, maxPayloadBytes: config.maxBodyBytes + Math.ceil(config.maxBodyBytes / 4) });
+  const budget = openBudget(config, metrics, logger);
   const inspector = createInspector({
     workers: config.policyWorkers,
     offloadBytes: config.policyOffloadBytes,
@@ -106,8 +132,8 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     ? undefined
     : createDebugListener({ config, chain, identity, policy, logger });
   const proxyApp: Hono<ProxyEnv> = createProxyApp({
-    llm: createLlmHandler({ config, chain, dispatcher, metrics }),
-    mcp: createMcpHandler({ config, gateway, identity, metrics }),
+    llm: createLlmHandler({ config, chain, dispatcher, metrics, budget }),
+    mcp: createMcpHandler({ config, gateway, identity, metrics, budget }),
     logger,
   });
 

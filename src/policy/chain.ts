@@ -4,7 +4,8 @@ import type { Metrics } from '../metrics.ts';
 import type { InspectInput } from './inspect.ts';
 import type { LocalPolicy } from './local.ts';
 import type { Inspector } from './pool.ts';
-import { encodeLlmEvent, type ChainResult, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
+import { applyEdits, type BodyParts } from '../json/edits.ts';
+import { encodeLlmEvent, type ChainResult, type LocalVerdict, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
 
 const MAX_LOGGED_NAME = 256;
 
@@ -24,7 +25,17 @@ export interface PolicyChain {
    * only, as the SDK does; every body meets the local rules. `model` is the
    * body's `model` field when it has one.
    */
-  evaluate(request: InspectInput, options?: { signal?: AbortSignal; remote?: boolean }): Promise<(ChainResult & { readonly model?: string }) | Refusal>;
+  evaluate(request: InspectInput, options?: EvaluateOptions): Promise<(ChainResult & { readonly model?: string }) | Refusal>;
+}
+
+export interface EvaluateOptions {
+  readonly signal?: AbortSignal;
+  /** False keeps the decision in-process (a dry run). */
+  readonly remote?: boolean;
+  /** What a local redaction may add to the body, in bytes (the request's memory share); unbounded when unset. */
+  readonly maxAddedBytes?: number;
+  /** Asked before each piece of a remote modify payload is kept (see RemoteCallOptions.reserve). */
+  readonly reserve?: (bytes: number) => boolean;
 }
 
 /**
@@ -47,7 +58,7 @@ export function createPolicyChain(options: {
   const log = options.logger.child({ component: 'policy' });
 
   /** The fail mode's answer when `source` gave none; `body` is what open mode forwards. */
-  const failed = (source: PolicySource, code: UnavailableCode, toolName: string, why: string, body: Buffer, policyId: string): ChainResult => {
+  const failed = (source: PolicySource, code: UnavailableCode, toolName: string, why: string, body: BodyParts, policyId: string): ChainResult => {
     const outcome = failMode === 'open' ? 'fail_open' : 'fail_closed';
     metrics.decisions.inc({ source, outcome });
     log.warn(
@@ -68,26 +79,27 @@ export function createPolicyChain(options: {
   return {
     configured: () => options.local() !== undefined || options.remote() !== undefined,
 
-    async evaluate(request, { signal, remote: askRemote = true } = {}) {
+    async evaluate(request, { signal, remote: askRemote = true, maxAddedBytes, reserve } = {}) {
       const local = options.local();
       const endLocal = local ? metrics.policyDuration.startTimer({ source: 'local' }) : undefined;
-      const inspection = await inspector.inspect(request, local, signal);
+      const inspection = await inspector.inspect(request, local, { signal, maxAddedBytes });
       endLocal?.();
+      const original: BodyParts = [request.body];
       if (inspection.kind === 'aborted') return { kind: 'aborted' };
       if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
       if (inspection.kind === 'unfinished') {
-        return failed('local', 'policy_budget_exceeded', request.toolName, inspection.reason, request.body, '');
+        return failed('local', 'policy_budget_exceeded', request.toolName, inspection.reason, original, '');
       }
 
-      let forwardBody = request.body;
+      let forwardBody = original;
       let outcome: 'allow' | 'modify' = 'allow';
       let source: PolicySource | undefined;
       let policyId = '';
       let reason = '';
       const model = inspection.model;
-      const note = (from: PolicySource, verdict: { action: string; policyId: string; reason: string; body?: Buffer }): void => {
+      const note = (from: PolicySource, verdict: LocalVerdict | RemoteVerdict): void => {
         if (verdict.action === 'modify') {
-          forwardBody = verdict.body!;
+          forwardBody = 'edits' in verdict ? applyEdits(request.body, verdict.edits) : verdict.body;
           outcome = 'modify';
         }
         if (verdict.action === 'modify' || verdict.policyId) {
@@ -114,7 +126,7 @@ export function createPolicyChain(options: {
         const end = metrics.policyDuration.startTimer({ source: 'remote' });
         try {
           // The event carries what would be forwarded: after a local redaction, the redacted body.
-          verdict = await remote.evaluate(encodeLlmEvent(request.toolName, forwardBody), signal);
+          verdict = await remote.evaluate(encodeLlmEvent(request.toolName, forwardBody), { signal, reserve });
         } catch (err) {
           if (signal?.aborted) return { kind: 'aborted' };
           return { ...failed('remote', 'policy_unavailable', request.toolName, (err as Error).message, forwardBody, policyId), model };

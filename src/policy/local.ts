@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
+import type { Edit } from '../json/edits.ts';
+import { escapeJsonString, fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
 import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
 import type { LocalVerdict } from './types.ts';
 import schema from './policy.schema.json' with { type: 'json' };
@@ -24,15 +26,41 @@ interface Rule {
   readonly reason: string;
   readonly toolName: Pattern | undefined;
   readonly channel: Pattern | undefined;
-  readonly input: ReadonlyArray<{ readonly path: readonly string[]; readonly globs: Pattern }>;
+  readonly input: ReadonlyArray<{ readonly path: readonly string[]; readonly id: number; readonly globs: Pattern }>;
   readonly redact: readonly Redaction[];
+}
+
+/** A value of the body at one of the policy's field paths: its kind and byte span (a string's inside its quotes). */
+export interface FieldValue {
+  readonly kind: Kind;
+  readonly start: number;
+  readonly end: number;
+  readonly escaped: boolean;
+}
+
+/** A body that is one strict JSON object, already scanned, with the values at the policy's field paths by id. */
+export interface JsonObjectBody {
+  readonly bytes: Buffer;
+  readonly values: ReadonlyArray<FieldValue | undefined>;
 }
 
 /** What the local rules look at: the route's tool name and channel, and the body when it is a JSON object. */
 export interface LocalCall {
   readonly toolName: string;
   readonly channel: string;
-  readonly toolInput: Record<string, unknown> | undefined;
+  readonly json: JsonObjectBody | undefined;
+}
+
+/** Field id 0 of every policy's trie is the body's top-level `model`. */
+export const MODEL_FIELD = 0;
+
+/** A rewrite would add more than the request may use: the fail mode decides. */
+export class RewriteTooLargeError extends Error {
+  readonly code = 'rewrite_too_large';
+  constructor(limit: number) {
+    super(`the redacted body would add more than ${limit} bytes`);
+    this.name = 'RewriteTooLargeError';
+  }
 }
 
 export interface LocalPolicy {
@@ -44,8 +72,14 @@ export interface LocalPolicy {
   readonly origin: string;
   /** Hex SHA-256 of `text`. */
   readonly sha256: string;
-  /** Synchronous and linear in the size of the input for every rule (RE2). */
-  evaluate(call: LocalCall): LocalVerdict;
+  /** The body paths the rules read (id 0 is `model`): the scan reports their values. */
+  readonly fields: FieldTrie;
+  /**
+   * Synchronous and linear in the size of the input for every rule (RE2).
+   * A redaction is a list of edits of the body's bytes, adding at most
+   * `maxAddedBytes` (else RewriteTooLargeError).
+   */
+  evaluate(call: LocalCall, maxAddedBytes?: number): LocalVerdict;
 }
 
 type Globs = string | string[];
@@ -90,7 +124,7 @@ function refused(where: string, what: string, source: string, err: unknown): Pol
   );
 }
 
-function compileRule(doc: RuleDoc, index: number): Rule {
+function compileRule(doc: RuleDoc, index: number, fieldId: (path: readonly string[]) => number): Rule {
   const name = ruleName(doc, index);
   const redact = (doc.redact ?? []).map((r, i) => {
     try {
@@ -115,60 +149,75 @@ function compileRule(doc: RuleDoc, index: number): Rule {
     reason: doc.reason ?? '',
     toolName: globs('tool_name', doc.match?.tool_name),
     channel: globs('channel', doc.match?.channel),
-    input: Object.entries(doc.match?.input ?? {}).map(([path, value]) => ({ path: path.split('.'), globs: globs(`input.${path}`, value)! })),
+    input: Object.entries(doc.match?.input ?? {}).map(([path, value]) => {
+      const keys = path.split('.');
+      return { path: keys, id: fieldId(keys), globs: globs(`input.${path}`, value)! };
+    }),
     redact,
   };
 }
 
-function fieldText(input: Record<string, unknown> | undefined, path: readonly string[]): string | undefined {
-  let cur: unknown = input;
-  for (const key of path) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
-    if (!Object.hasOwn(cur, key)) return undefined;
-    cur = (cur as Record<string, unknown>)[key];
+/** A field's value as the rules compare it: a string's bytes, a number or boolean as JavaScript writes it. */
+function fieldText(json: JsonObjectBody | undefined, id: number): Uint8Array | string | undefined {
+  const value = json?.values[id];
+  if (!value) return undefined;
+  switch (value.kind) {
+    case Kind.String:
+      return value.escaped ? unescapeJsonString(json.bytes, value.start, value.end) : json.bytes.subarray(value.start, value.end);
+    case Kind.Number:
+      return String(Number(json.bytes.toString('latin1', value.start, value.end)));
+    case Kind.True:
+      return 'true';
+    case Kind.False:
+      return 'false';
+    default:
+      return undefined;
   }
-  return typeof cur === 'string' || typeof cur === 'number' || typeof cur === 'boolean' ? String(cur) : undefined;
 }
 
 function matches(rule: Rule, call: LocalCall): boolean {
   if (rule.toolName && !rule.toolName.test(call.toolName)) return false;
   if (rule.channel && !rule.channel.test(call.channel)) return false;
   for (const field of rule.input) {
-    const text = fieldText(call.toolInput, field.path);
-    if (text === undefined || !field.globs.test(text)) return false;
+    const text = fieldText(call.json, field.id);
+    if (text === undefined || !field.globs.test(text as string)) return false;
   }
   return true;
 }
 
-/** Applies every redaction to every string value (not keys); `changed` is false when nothing was rewritten. */
-function redactValue(value: unknown, redactions: readonly Redaction[]): { value: unknown; changed: boolean } {
-  if (typeof value === 'string') {
-    let out = value;
-    for (const r of redactions) out = r.pattern.replace(out, r.replacement);
-    return { value: out, changed: out !== value };
-  }
-  if (Array.isArray(value)) {
-    let changed = false;
-    const out = value.map((item) => {
-      const r = redactValue(item, redactions);
-      changed ||= r.changed;
-      return r.value;
-    });
-    return { value: changed ? out : value, changed };
-  }
-  if (value !== null && typeof value === 'object') {
-    let changed = false;
-    // fromEntries defines own properties: a `__proto__` key stays a key.
-    const out = Object.fromEntries(
-      Object.entries(value).map(([key, item]) => {
-        const r = redactValue(item, redactions);
-        changed ||= r.changed;
-        return [key, r.value];
-      }),
-    );
-    return { value: changed ? out : value, changed };
-  }
-  return { value, changed: false };
+/**
+ * Every redaction applied in turn to every string value (not keys), on the
+ * value's UTF-8 bytes: RE2 reads a Buffer natively, so no UTF-16 copy of a
+ * large prompt is made. A value that changes becomes one edit (its new
+ * content, JSON-escaped); the rest of the body stays as it was, byte for byte.
+ */
+function redactEdits(json: JsonObjectBody, redactions: readonly Redaction[], maxAddedBytes: number): Edit[] {
+  const edits: Edit[] = [];
+  const bytes = json.bytes;
+  let added = 0;
+  const scanned = scanJson(bytes, {
+    maxDepth: Number.POSITIVE_INFINITY,
+    string(start, end, escaped) {
+      let value: Uint8Array = escaped ? unescapeJsonString(bytes, start, end) : bytes.subarray(start, end);
+      let changed = false;
+      for (const r of redactions) {
+        r.pattern.lastIndex = 0;
+        if (!r.pattern.test(value as Buffer)) continue;
+        r.pattern.lastIndex = 0;
+        const next = r.pattern.replace(value as Buffer, r.replacement) as unknown as Buffer;
+        if (next.equals(value)) continue;
+        value = next;
+        changed = true;
+      }
+      if (!changed) return;
+      const content = escapeJsonString(value);
+      added += content.length;
+      if (added > maxAddedBytes) throw new RewriteTooLargeError(maxAddedBytes);
+      edits.push({ start, end, bytes: content });
+    },
+  });
+  if (!scanned.ok) throw new Error(`redaction scan of a checked body failed (${scanned.problem})`);
+  return edits;
 }
 
 /** Parses (YAML or JSON: JSON is YAML), validates and compiles a policy document. */
@@ -180,7 +229,18 @@ export function compilePolicy(text: string, origin: string): LocalPolicy {
     throw new PolicyFileError(`${origin} is not valid YAML/JSON: ${(err as Error).message.split('\n', 1)[0]}`);
   }
   validate(doc);
-  const rules = doc.rules.map(compileRule);
+  const paths: string[][] = [['model']];
+  const ids = new Map<string, number>([[JSON.stringify(['model']), MODEL_FIELD]]);
+  const fieldId = (path: readonly string[]): number => {
+    const key = JSON.stringify(path);
+    let id = ids.get(key);
+    if (id === undefined) {
+      id = paths.push([...path]) - 1;
+      ids.set(key, id);
+    }
+    return id;
+  };
+  const rules = doc.rules.map((rule, index) => compileRule(rule, index, fieldId));
   const fallback: LocalVerdict =
     doc.default === 'deny'
       ? { action: 'deny', policyId: 'default', reason: doc.default_reason ?? 'no policy rule allows this request' }
@@ -192,14 +252,14 @@ export function compilePolicy(text: string, origin: string): LocalPolicy {
     text,
     origin,
     sha256: createHash('sha256').update(text).digest('hex'),
-    evaluate(call: LocalCall): LocalVerdict {
+    fields: fieldTrie(paths),
+    evaluate(call: LocalCall, maxAddedBytes = Number.POSITIVE_INFINITY): LocalVerdict {
       for (const rule of rules) {
         if (!matches(rule, call)) continue;
         if (rule.decision !== 'modify') return { action: rule.decision, policyId: rule.id, reason: rule.reason };
-        const redacted = redactValue(call.toolInput ?? {}, rule.redact);
-        if (!redacted.changed) return { action: 'allow', policyId: rule.id, reason: rule.reason };
-        const toolInput = redacted.value as Record<string, unknown>;
-        return { action: 'modify', policyId: rule.id, reason: rule.reason || 'redacted', toolInput, body: Buffer.from(JSON.stringify(toolInput)) };
+        const edits = call.json ? redactEdits(call.json, rule.redact, maxAddedBytes) : [];
+        if (edits.length === 0) return { action: 'allow', policyId: rule.id, reason: rule.reason };
+        return { action: 'modify', policyId: rule.id, reason: rule.reason || 'redacted', edits };
       }
       return fallback;
     },

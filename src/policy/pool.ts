@@ -17,7 +17,7 @@ export interface Inspector {
    * the event loop keeps serving probes, metrics and other requests, within
    * `budgetMs` from the moment they are queued.
    */
-  inspect(input: InspectInput, policy: LocalPolicy | undefined, signal?: AbortSignal): Promise<InspectOutcome>;
+  inspect(input: InspectInput, policy: LocalPolicy | undefined, options?: { signal?: AbortSignal; maxAddedBytes?: number }): Promise<InspectOutcome>;
   /** Fails what is queued and stops the workers. */
   close(): Promise<void>;
 }
@@ -32,11 +32,16 @@ export interface InspectorOptions {
   readonly idleMs?: number;
 }
 
-/** Main thread → worker. The policy text is sent only when the worker does not hold that version yet. */
+/**
+ * Main thread → worker. The policy text is sent only when the worker does not
+ * hold that version yet. The body is a view of shared memory: both threads
+ * read the same bytes, none is copied.
+ */
 export interface TaskMessage {
   readonly id: number;
   readonly policy: { readonly key: string; readonly text?: string; readonly origin: string } | undefined;
   readonly input: Omit<InspectInput, 'body'> & { readonly body: Uint8Array };
+  readonly maxAddedBytes: number | undefined;
 }
 export type ResultMessage = { readonly id: number; readonly inspection: Inspection } | { readonly id: number; readonly error: string };
 
@@ -44,6 +49,7 @@ interface Task {
   readonly id: number;
   readonly input: InspectInput;
   readonly policy: LocalPolicy | undefined;
+  readonly maxAddedBytes: number | undefined;
   readonly settle: (outcome: InspectOutcome) => void;
 }
 
@@ -68,18 +74,25 @@ function validate(options: InspectorOptions): void {
   bad('idleMs', 1);
 }
 
-/** Bytes as a transferable copy: the request keeps its own body (it may still be forwarded). */
-function transferableCopy(body: Buffer): Uint8Array {
-  const copy = new Uint8Array(body.length);
-  copy.set(body);
-  return copy;
+/**
+ * The body as a view of shared memory. A body read for a worker already is
+ * one (body.ts reads large bodies into a SharedArrayBuffer); any other is
+ * copied once.
+ */
+export function sharedView(body: Buffer): Uint8Array {
+  if (body.buffer instanceof SharedArrayBuffer) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  const shared = new Uint8Array(new SharedArrayBuffer(body.length));
+  shared.set(body);
+  return shared;
 }
 
-/** A worker's inspection with its rewritten body as a Buffer again (structured clone delivers a Uint8Array). */
+const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+
+/** A worker's inspection with its edits' bytes as Buffers again (structured clone delivers Uint8Arrays). */
 function revive(inspection: Inspection): Inspection {
   if (inspection.kind !== 'inspected' || inspection.local?.action !== 'modify') return inspection;
-  const raw = inspection.local.body as Uint8Array;
-  return { ...inspection, local: { ...inspection.local, body: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength) } };
+  const edits = inspection.local.edits.map((edit) => ({ ...edit, bytes: asBuffer(edit.bytes) }));
+  return { ...inspection, local: { ...inspection.local, edits } };
 }
 
 export function createInspector(options: InspectorOptions): Inspector {
@@ -138,9 +151,8 @@ export function createInspector(options: InspectorOptions): Inspector {
       : undefined;
     slot.policyKey = key ?? slot.policyKey;
     const { body, ...rest } = task.input;
-    const copy = transferableCopy(body);
-    const message: TaskMessage = { id: task.id, policy, input: { ...rest, body: copy } };
-    worker.postMessage(message, [copy.buffer as ArrayBuffer]);
+    const message: TaskMessage = { id: task.id, policy, input: { ...rest, body: sharedView(body) }, maxAddedBytes: task.maxAddedBytes };
+    worker.postMessage(message);
   };
 
   function pump(): void {
@@ -157,8 +169,8 @@ export function createInspector(options: InspectorOptions): Inspector {
   }
 
   return {
-    async inspect(input, policy, signal) {
-      if (input.body.length <= options.offloadBytes) return inspect(input, policy);
+    async inspect(input, policy, { signal, maxAddedBytes } = {}) {
+      if (input.body.length <= options.offloadBytes) return inspect(input, policy, maxAddedBytes);
       if (closed) return { kind: 'unfinished', reason: 'the sidecar is shutting down' };
       if (signal?.aborted) return { kind: 'aborted' };
       const busy = slots.every((s) => s.task !== undefined);
@@ -171,6 +183,7 @@ export function createInspector(options: InspectorOptions): Inspector {
           id: nextId++,
           input,
           policy,
+          maxAddedBytes,
           settle: (outcome) => {
             if (settled) return;
             settled = true;

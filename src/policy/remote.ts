@@ -1,12 +1,19 @@
 import type { GatewayClient } from '../gateway.ts';
+import { joinParts, partsLength, type BodyParts } from '../json/edits.ts';
+import { AnswerTooLargeError, createAnswerReader, type StreamedPayload } from './answer.ts';
 import type { RemoteEvaluator, RemoteVerdict } from './types.ts';
+
+/** Events up to this size are joined into one buffer (one write); larger ones go as their parts. */
+const JOIN_BELOW = 64 * 1024;
 
 export const EVALUATE_HOOK_PATH = '/api/v1/daemon/evaluate-hook';
 const KNOWN = new Set(['allow', 'deny', 'ask', 'modify']);
-/** Room for a modify payload as large as the largest body (base64 is 4/3 of it) and the answer around it. */
-export function maxAnswerBytes(maxBodyBytes: number): number {
-  return Math.max(16 * 1024 * 1024, Math.ceil(maxBodyBytes / 3) * 4 + 1024 * 1024);
-}
+/**
+ * What an answer may hold besides its modify payload's content (decision,
+ * reason, policy id): kept whole and parsed. The payload itself is decoded as
+ * it streams, bounded by the request's memory share and by `maxPayloadBytes`.
+ */
+export const MAX_ANSWER_REST_BYTES = 1024 * 1024;
 
 /** Remote evaluation did not produce a decision the sidecar can act on. */
 export class RemoteEvaluationError extends Error {
@@ -50,7 +57,7 @@ function falsy(value: unknown): boolean {
  * never an allow: the fail mode decides. A modify's payload is forwarded
  * exactly as decoded, whatever it holds.
  */
-export function parseHookAnswer(answer: unknown): RemoteVerdict {
+export function parseHookAnswer(answer: unknown, streamed?: StreamedPayload): RemoteVerdict {
   if (answer === null || typeof answer !== 'object' || Array.isArray(answer)) {
     throw new RemoteEvaluationError('answer is not a JSON object');
   }
@@ -64,9 +71,16 @@ export function parseHookAnswer(answer: unknown): RemoteVerdict {
   if (decision !== 'modify') return { action: decision as 'allow' | 'deny' | 'ask', policyId, reason };
 
   const payload = data.modified_payload;
+  if (streamed && payload === '') {
+    // The payload's content was decoded as it arrived (answer.ts).
+    if (streamed.chars === 0) throw new RemoteEvaluationError('modify without modified_payload');
+    if (streamed.problem === 'over the memory budget') throw new RemoteEvaluationError('modified_payload does not fit the memory budget (FIRSTOPS_MEMORY_BUDGET_BYTES)');
+    if (!streamed.parts) throw new RemoteEvaluationError('modified_payload is not standard base64');
+    return { action: 'modify', policyId, reason, body: streamed.parts };
+  }
   if (typeof payload !== 'string' || payload === '') throw new RemoteEvaluationError('modify without modified_payload');
   if (!isStandardBase64(payload)) throw new RemoteEvaluationError('modified_payload is not standard base64');
-  return { action: 'modify', policyId, reason, body: Buffer.from(payload, 'base64') };
+  return { action: 'modify', policyId, reason, body: [Buffer.from(payload, 'base64')] };
 }
 
 const timedOut = (err: unknown): boolean => {
@@ -83,19 +97,21 @@ const timedOut = (err: unknown): boolean => {
  * profile). The client's own signal goes to undici as it is. Connect time is
  * bounded by FIRSTOPS_CONNECT_TIMEOUT_MS, as for every hop.
  */
-export function createRemoteEvaluator(options: { gateway: GatewayClient; timeoutMs: number; maxAnswerBytes: number }): RemoteEvaluator {
-  const { timeoutMs } = options;
+export function createRemoteEvaluator(options: { gateway: GatewayClient; timeoutMs: number; maxPayloadBytes: number }): RemoteEvaluator {
+  const { timeoutMs, maxPayloadBytes } = options;
   const tooSlow = `timed out after ${timeoutMs} ms`;
   return {
-    async evaluate(event: Buffer, signal?: AbortSignal): Promise<RemoteVerdict> {
+    async evaluate(event: BodyParts, { signal, reserve } = {}): Promise<RemoteVerdict> {
       const deadline = performance.now() + timeoutMs;
+      const length = partsLength(event);
       let response;
       try {
         response = await options.gateway.request({
           method: 'POST',
           path: EVALUATE_HOOK_PATH,
-          headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body: event,
+          headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': String(length) },
+          // A small event goes in one write; a large one as its parts, never joined.
+          body: length <= JOIN_BELOW ? joinParts(event) : event,
           signal,
           headersTimeoutMs: timeoutMs,
           bodyTimeoutMs: timeoutMs,
@@ -107,28 +123,29 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
         await response.body.dump();
         throw new RemoteEvaluationError(`gateway answered ${response.statusCode}`);
       }
-      let raw: Buffer;
+      let decoded = 0;
+      const reader = createAnswerReader({
+        maxRestBytes: MAX_ANSWER_REST_BYTES,
+        reserve: (bytes) => (decoded += bytes) <= maxPayloadBytes && (reserve?.(bytes) ?? true),
+      });
       try {
-        const chunks: Buffer[] = [];
-        let size = 0;
         for await (const chunk of response.body) {
-          size += (chunk as Buffer).length;
-          if (size > options.maxAnswerBytes) throw new RemoteEvaluationError('answer too large');
           if (performance.now() > deadline) throw new RemoteEvaluationError(tooSlow);
-          chunks.push(chunk as Buffer);
+          reader.push(chunk as Buffer);
         }
-        raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       } catch (err) {
         if (err instanceof RemoteEvaluationError) throw err;
+        if (err instanceof AnswerTooLargeError) throw new RemoteEvaluationError('answer too large');
         throw new RemoteEvaluationError(timedOut(err) ? tooSlow : 'answer body failed', { cause: err });
       }
+      const { rest, payload } = reader.finish();
       let answer: unknown;
       try {
-        answer = JSON.parse(raw.toString('utf8'));
+        answer = JSON.parse(rest);
       } catch {
         throw new RemoteEvaluationError('answer is not JSON');
       }
-      return parseHookAnswer(answer);
+      return parseHookAnswer(answer, payload);
     },
   };
 }

@@ -1,3 +1,5 @@
+import type { BodyParts, Edit } from '../json/edits.ts';
+
 /** Producer label the backend maps to its SDK audit source. */
 export const AGENT_LABEL = 'firstops-sdk';
 
@@ -12,14 +14,15 @@ export interface HookEvent {
 }
 
 /**
- * The `llm` channel event for a JSON-object body, encoded around the body's
- * own bytes: the body was already checked to be strict JSON (one object, no
- * duplicate keys), so splicing it in gives the document JSON.stringify would,
- * without a second serialisation of a large prompt. Field order is the SDK's.
+ * The `llm` channel event for a JSON-object body, spliced around the body's
+ * own bytes (or the parts of its rewrite): the body was already checked to be
+ * strict JSON (one object, no duplicate keys), so the event is JSON without a
+ * second serialisation, or even a copy, of a large prompt. Field order is the
+ * SDK's.
  */
-export function encodeLlmEvent(toolName: string, toolInputJson: Buffer): Buffer {
+export function encodeLlmEvent(toolName: string, toolInput: BodyParts): Uint8Array[] {
   const head = Buffer.from(`{"event_type":"pre_tool_use","agent":"${AGENT_LABEL}","tool_name":${JSON.stringify(toolName)},"channel":"llm","tool_input":`);
-  return Buffer.concat([head, toolInputJson, EVENT_TAIL], head.length + toolInputJson.length + EVENT_TAIL.length);
+  return [head, ...toolInput, EVENT_TAIL];
 }
 const EVENT_TAIL = Buffer.from(',"producer_can_apply_modify":true}');
 
@@ -28,16 +31,26 @@ export type PolicySource = 'local' | 'remote';
 /** What the local rules decided. */
 export type LocalVerdict =
   | { readonly action: 'allow' | 'deny'; readonly policyId: string; readonly reason: string }
-  | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly toolInput: Record<string, unknown>; readonly body: Buffer };
+  | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly edits: readonly Edit[] };
 
 /** What the gateway decided; a modify carries the payload bytes exactly as the gateway wrote them. */
 export type RemoteVerdict =
   | { readonly action: 'allow' | 'deny' | 'ask'; readonly policyId: string; readonly reason: string }
-  | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly body: Buffer };
+  | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly body: BodyParts };
+
+export interface RemoteCallOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * Asked before each piece of a decoded modify payload is kept, with its
+   * size: false stops the evaluation (a failure, for the fail mode), so the
+   * gateway's answer stays within the request's memory budget.
+   */
+  readonly reserve?: (bytes: number) => boolean;
+}
 
 export interface RemoteEvaluator {
-  /** `event` is the encoded EvaluateHook event (encodeLlmEvent). */
-  evaluate(event: Buffer, signal?: AbortSignal): Promise<RemoteVerdict>;
+  /** `event` is the encoded EvaluateHook event (encodeLlmEvent), in parts. */
+  evaluate(event: BodyParts, options?: RemoteCallOptions): Promise<RemoteVerdict>;
 }
 
 /** Why a policy answer could not be had, when the fail mode decides instead. */
@@ -47,8 +60,8 @@ export type UnavailableCode = 'policy_unavailable' | 'policy_budget_exceeded';
 export type ChainResult =
   | {
       readonly kind: 'forward';
-      /** The bytes to forward: the original body unless a policy rewrote it. */
-      readonly body: Buffer;
+      /** The bytes to forward, in parts: the original body unless a policy rewrote it. */
+      readonly body: BodyParts;
       /** `skipped`: no policy source looked at the request. */
       readonly outcome: 'allow' | 'modify' | 'fail_open' | 'skipped';
       readonly source: PolicySource | undefined;

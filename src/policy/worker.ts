@@ -21,11 +21,15 @@ parentPort!.on('message', (message: TaskMessage) => {
   try {
     const { body, ...rest } = message.input;
     const input: InspectInput = { ...rest, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
-    const inspection = inspect(input, policyFor(message));
-    const rewritten = inspection.kind === 'inspected' && inspection.local?.action === 'modify' ? inspection.local.body : undefined;
+    const inspection = inspect(input, policyFor(message), message.maxAddedBytes);
     reply = { id: message.id, inspection };
-    // The rewritten body goes back without a copy.
-    const transfer = rewritten && rewritten.byteOffset === 0 && rewritten.buffer.byteLength === rewritten.length ? [rewritten.buffer as ArrayBuffer] : [];
+    // A rewrite's new bytes go back without a copy when they own their memory (small ones may share a pool: cloned).
+    const transfer: ArrayBuffer[] = [];
+    if (inspection.kind === 'inspected' && inspection.local?.action === 'modify') {
+      for (const { bytes } of inspection.local.edits) {
+        if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length && bytes.buffer instanceof ArrayBuffer && !transfer.includes(bytes.buffer)) transfer.push(bytes.buffer);
+      }
+    }
     parentPort!.postMessage(reply, transfer);
   } catch (err) {
     reply = { id: message.id, error: (err as Error).message };

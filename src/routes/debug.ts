@@ -17,6 +17,7 @@ import type { History, HistoryFilter } from '../debug/history.ts';
 import { DEFAULT_LEVEL_TTL_SECONDS, MAX_LEVEL_TTL_SECONDS, isLogLevel, type LevelState, type LevelSwitch } from '../debug/log-level.ts';
 import { PAGE_CSP, PAGE_HTML } from '../debug/page.ts';
 import type { Tap } from '../debug/tap.ts';
+import { joinParts } from '../json/edits.ts';
 
 type DebugEnv = { Bindings: Partial<HttpBindings> };
 
@@ -212,7 +213,7 @@ export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
     if (result.kind === 'unavailable') answer.code = result.code;
     if (result.kind === 'forward' && result.outcome === 'modify') {
       // Both sources produce a JSON object here (the remote answer is checked when parsed); shown as text otherwise.
-      const text = result.body.toString('utf8');
+      const text = joinParts(result.body).toString('utf8');
       try {
         answer.body = JSON.parse(text);
       } catch {

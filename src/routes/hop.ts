@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { ClientAbortedError, readBody } from '../body.ts';
+import { ClientAbortedError, readBody, type ReadBodyOptions } from '../body.ts';
 import { SidecarError } from '../errors.ts';
 import type { Metrics, Route } from '../metrics.ts';
 import type { ErrorStyle } from '../providers.ts';
@@ -14,10 +14,10 @@ import { RESPONSE_ALREADY_SENT, replySidecarError } from './respond.ts';
  * give instead: the error for a bad or oversized body, nothing (the socket is
  * closed) when the client went away mid-body.
  */
-export async function readBodyOrReply(c: Context<ProxyEnv>, maxBytes: number, style?: ErrorStyle): Promise<Buffer | Response> {
+export async function readBodyOrReply(c: Context<ProxyEnv>, options: ReadBodyOptions & { route: Route; metrics: Metrics }, style?: ErrorStyle): Promise<Buffer | Response> {
   const req = c.env!.incoming!;
   try {
-    const body = await readBody(req, maxBytes);
+    const body = await readBody(req, options);
     if (c.env?.record) c.env.record.bytesIn = body.length;
     return body;
   } catch (err) {
@@ -26,7 +26,11 @@ export async function readBodyOrReply(c: Context<ProxyEnv>, maxBytes: number, st
       c.env!.outgoing!.destroy();
       return RESPONSE_ALREADY_SENT;
     }
-    if (err instanceof SidecarError) return replySidecarError(c, err, style);
+    if (err instanceof SidecarError) {
+      // The request's log line carries the code (replyError records it).
+      if (err.code === 'body_budget_exhausted') options.metrics.budgetRefusals.inc({ route: options.route });
+      return replySidecarError(c, err, style);
+    }
     throw err;
   }
 }

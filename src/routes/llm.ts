@@ -8,6 +8,9 @@ import type { PolicyChain } from '../policy/chain.ts';
 import { llmToolName, splitLlmPath } from '../llm-target.ts';
 import { denialBody, errorStyleFor, type ErrorStyle } from '../providers.ts';
 import type { ProxyEnv } from '../context.ts';
+import { joinParts, partsLength, undiciBody } from '../json/edits.ts';
+import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
+import { ADMISSION_FACTOR, SMALL_BODY_BYTES } from '../memory/plan.ts';
 import { openUsageTap } from '../usage/tap.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { replyError, replySidecarError, targetOf } from './respond.ts';
@@ -30,14 +33,25 @@ function safeName(name: string): string {
  * back raw.
  */
 export function createLlmHandler(deps: {
-  config: Pick<Config, 'upstreams' | 'maxBodyBytes' | 'usageMetrics'>;
+  config: Pick<Config, 'upstreams' | 'maxBodyBytes' | 'usageMetrics' | 'policyOffloadBytes'>;
   chain: PolicyChain;
   dispatcher: Dispatcher;
   metrics: Metrics;
+  budget: BodyBudget;
 }) {
-  const { config, chain, dispatcher, metrics } = deps;
+  const { config, chain, dispatcher, metrics, budget } = deps;
 
   return async function handleLlm(c: Context<ProxyEnv>): Promise<Response> {
+    // The body's memory is this request's until its answer is over.
+    const share = budget.open();
+    try {
+      return await governAndForward(c, share);
+    } finally {
+      share.release();
+    }
+  };
+
+  async function governAndForward(c: Context<ProxyEnv>, share: BudgetShare): Promise<Response> {
     const target = targetOf(c);
     const { provider, rest } = splitLlmPath(target.path);
     const upstream = config.upstreams.get(provider);
@@ -57,7 +71,14 @@ export function createLlmHandler(deps: {
       return replySidecarError(c, new SidecarError('unsupported_content_encoding'), style);
     }
 
-    const body = await readBodyOrReply(c, config.maxBodyBytes, style);
+    const body = await readBodyOrReply(c, {
+      maxBytes: config.maxBodyBytes,
+      budget: { budget, share, factor: ADMISSION_FACTOR },
+      // A body a worker will inspect is read into shared memory.
+      sharedAbove: config.policyOffloadBytes,
+      route: 'llm',
+      metrics,
+    }, style);
     if (body instanceof Response) return body;
 
     const hop = openHop(c, { route: 'llm', metrics, classify: upstreamError, style });
@@ -71,7 +92,12 @@ export function createLlmHandler(deps: {
         contentType: req.headers['content-type'],
         contentTypeCount: countHeader(req.rawHeaders, 'content-type'),
       },
-      { signal: hop.signal },
+      {
+        signal: hop.signal,
+        // The share holds twice the body: the body, and room for a rewrite as large.
+        maxAddedBytes: Math.max(body.length, SMALL_BODY_BYTES),
+        reserve: (bytes) => share.take(bytes),
+      },
     );
     if (result.kind === 'aborted') return hop.abandoned();
     if (result.kind === 'refused') return replySidecarError(c, new SidecarError(result.code, result.detail), style);
@@ -83,11 +109,13 @@ export function createLlmHandler(deps: {
     }
     if (result.kind === 'deny') return replyError(c, denialBody(result.policyId, result.reason), style);
     if (result.kind === 'unavailable') return replySidecarError(c, new SidecarError(result.code, result.reason), style);
-    const forwardBody = result.body;
+    const forwardLength = partsLength(result.body);
+    // A small body goes in one write; a large rewrite as its parts (views of the original and the new strings), never joined.
+    const forwardBody = forwardLength <= SMALL_BODY_BYTES ? joinParts(result.body) : result.body;
 
     const headers = forwardRequestHeaders(req.rawHeaders, req.headers.connection);
     const hadBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    if (hadBody) headers.push('content-length', String(forwardBody.length));
+    if (hadBody) headers.push('content-length', String(forwardLength));
 
     // Opened as the request leaves: operation durations start here.
     const tap = config.usageMetrics
@@ -98,7 +126,7 @@ export function createLlmHandler(deps: {
       path: upstream.basePath + rest + target.search,
       method: req.method as Dispatcher.HttpMethod,
       headers,
-      body: hadBody ? forwardBody : undefined,
+      body: hadBody ? undiciBody(forwardBody) : undefined,
       signal: hop.signal,
     }));
     if (response instanceof Response) return response;
@@ -107,5 +135,5 @@ export function createLlmHandler(deps: {
     const recorded = tap?.settled();
     if (recorded) await recorded;
     return relayed;
-  };
+  }
 }

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { SidecarError, gatewayError } from '../errors.ts';
 import type { GatewayClient } from '../gateway.ts';
 import type { IdentityStore } from '../identity-store.ts';
+import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
 import { createEndpointRewriter, localRewriter } from '../sse.ts';
 import type { ProxyEnv } from '../context.ts';
@@ -25,12 +26,23 @@ export function createMcpHandler(deps: {
   gateway: GatewayClient;
   identity: IdentityStore;
   metrics: Metrics;
+  budget: BodyBudget;
 }) {
-  const { config, gateway, identity, metrics } = deps;
+  const { config, gateway, identity, metrics, budget } = deps;
   const toLocal = localRewriter(config.gatewayUrl);
   const fallbackHost = `${config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost}:${config.port}`;
 
   return async function handleMcp(c: Context<ProxyEnv>): Promise<Response> {
+    // A body is this request's memory until its answer is over (an MCP stream may last long: bodies are small).
+    const share = budget.open();
+    try {
+      return await relay(c, share);
+    } finally {
+      share.release();
+    }
+  };
+
+  async function relay(c: Context<ProxyEnv>, share: BudgetShare): Promise<Response> {
     const target = targetOf(c);
     if (!identity.current()) return replySidecarError(c, new SidecarError('identity_unavailable', identity.missingReason));
     const req = c.env?.incoming;
@@ -39,7 +51,7 @@ export function createMcpHandler(deps: {
 
     let body: Buffer | undefined;
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      const read = await readBodyOrReply(c, config.maxBodyBytes);
+      const read = await readBodyOrReply(c, { maxBytes: config.maxBodyBytes, budget: { budget, share, factor: 1 }, route: 'mcp', metrics });
       if (read instanceof Response) return read;
       body = read;
     }
@@ -67,5 +79,5 @@ export function createMcpHandler(deps: {
     const host = req.headers.host;
     const localOrigin = `http://${host && HOST.test(host) ? host : fallbackHost}`;
     return hop.relay(response, () => createEndpointRewriter(toLocal(localOrigin)));
-  };
+  }
 }

@@ -25,6 +25,12 @@ export function targetOf(c: Context<ProxyEnv>): Target {
 
 /** Codes after which the rest of the request body may still be on the wire: close the connection. */
 const CLOSE_AFTER = new Set(['body_too_large', 'bad_request', 'invalid_json', 'unsupported_content_encoding']);
+/**
+ * Codes a client should retry after a pause (the SDKs honour Retry-After).
+ * The connection stays open: node discards the unread body (no memory kept),
+ * so the client reads this answer rather than a reset.
+ */
+const RETRY_AFTER: Record<string, string> = { body_budget_exhausted: '1' };
 
 /**
  * A JSON error answer. With a provider style, the body has that provider's
@@ -36,6 +42,8 @@ export function replyError(c: Context<ProxyEnv>, body: ErrorBody, style?: ErrorS
   if (record) record.code = body.code;
   const headers: Record<string, string> = {};
   if (CLOSE_AFTER.has(body.code)) headers.connection = 'close';
+  const retryAfter = RETRY_AFTER[body.code];
+  if (retryAfter) headers['retry-after'] = retryAfter;
   const payload = style ? errorEnvelope(style, body) : { error: { code: body.code, message: body.message } };
   return c.json(payload, body.status as 400, headers);
 }

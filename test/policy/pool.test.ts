@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { inspect, type InspectInput } from '../../src/policy/inspect.ts';
 import { compilePolicy } from '../../src/policy/local.ts';
+import { rewrittenBytes } from '../helpers/policy.ts';
 import { createInspector } from '../../src/policy/pool.ts';
 
 const example = compilePolicy(await readFile(new URL('../../examples/policy.yaml', import.meta.url), 'utf8'), 'examples/policy.yaml');
@@ -28,11 +29,12 @@ test('a worker gives the inline answer for every kind of body', async (t) => {
     const inline = inspect(input(body, type), example);
     const offloaded = await pool.inspect(input(body, type), example);
     assert.deepEqual(offloaded, inline, body);
-    if (offloaded.kind === 'inspected' && offloaded.local?.action === 'modify') assert.ok(Buffer.isBuffer(offloaded.local.body));
+    if (offloaded.kind === 'inspected' && offloaded.local?.action === 'modify') assert.ok(offloaded.local.edits.every((e) => Buffer.isBuffer(e.bytes)));
   }
-  const modified = await pool.inspect(input(chat('mail bob@example.com please')), example);
+  const body = input(chat('mail bob@example.com please'));
+  const modified = await pool.inspect(body, example);
   assert.ok(modified.kind === 'inspected' && modified.local?.action === 'modify');
-  assert.equal(JSON.parse(modified.local.body.toString()).messages[0].content, 'mail [redacted-email] please');
+  assert.equal(JSON.parse(rewrittenBytes(body.body, modified.local).toString()).messages[0].content, 'mail [redacted-email] please');
 });
 
 test('small bodies stay inline; large ones leave the event loop free', async (t) => {
@@ -67,7 +69,7 @@ test('a full queue answers at once; a client that leaves frees its place', async
   const big = input(chat('a1'.repeat(2 * 1024 * 1024)));
   const running = pool.inspect(big, example);
   const gone = new AbortController();
-  const waiting = pool.inspect(big, example, gone.signal);
+  const waiting = pool.inspect(big, example, { signal: gone.signal });
   const refused = await pool.inspect(big, example);
   assert.equal(refused.kind, 'unfinished');
   if (refused.kind === 'unfinished') assert.match(refused.reason, /already waiting for a policy worker/);

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolicyFileError, compilePolicy } from '../../src/policy/local.ts';
+import { judge } from '../helpers/policy.ts';
 import { compileGlobs, globSource } from '../../src/policy/regex.ts';
 
 const MIB = 1024 * 1024;
-const call = (toolName: string, toolInput?: Record<string, unknown>) => ({ toolName, channel: 'llm', toolInput });
+
 
 /** A modify rule redacting with each pattern in turn. */
 function redacting(...patterns: string[]): string {
@@ -22,12 +23,12 @@ test('textbook catastrophic patterns answer on 1 MiB single-token input (RE2: no
   ];
   for (const [pattern, text] of cases) {
     const policy = compilePolicy(redacting(pattern), 'inline');
-    assert.equal(policy.evaluate(call('openai.v1.chat.completions', { prompt: text })).action, 'allow', `${pattern}: nothing to redact`);
+    assert.equal(judge(policy, 'openai.v1.chat.completions', { prompt: text }).action, 'allow', `${pattern}: nothing to redact`);
   }
   // And they still match what they should.
-  const hit = compilePolicy(redacting('(\\w+\\s?)*!'), 'inline').evaluate(call('a.b', { prompt: 'hello world! ok' }));
+  const hit = judge(compilePolicy(redacting('(\\w+\\s?)*!'), 'inline'), 'a.b', { prompt: 'hello world! ok' });
   assert.equal(hit.action, 'modify');
-  if (hit.action === 'modify') assert.equal(hit.toolInput.prompt, '[x] ok');
+  if (hit.action === 'modify') assert.equal(hit.rewritten?.prompt, '[x] ok');
 });
 
 test('globs are anchored, `*` and `?` only, everything else literal, linear on long values', () => {
@@ -43,7 +44,7 @@ test('globs are anchored, `*` and `?` only, everything else literal, linear on l
   assert.equal(hostile.test('a'.repeat(MIB)), false);
   assert.equal(hostile.test(`${'a'.repeat(MIB)}b`), true);
   const policy = compilePolicy(JSON.stringify({ rules: [{ id: 'm', match: { input: { model: '*a*a*a*a*a*a*b' } }, decision: 'deny' }] }), 'inline');
-  assert.equal(policy.evaluate(call('a.b', { model: 'a'.repeat(MIB) })).action, 'allow');
+  assert.equal(judge(policy, 'a.b', { model: 'a'.repeat(MIB) }).action, 'allow');
 });
 
 test('patterns RE2 cannot run are refused at load, naming the rule and the pattern', () => {
@@ -76,7 +77,7 @@ test('flags and replacement groups keep working on RE2', () => {
     { pattern: '^secret$', flags: 'im', replacement: '[line]' },
     { pattern: 'a.b', flags: 's', replacement: '[ab]' },
   ] }] }), 'inline');
-  const verdict = policy.evaluate(call('a.b', { x: 'token=abc and\nSECRET\nthen a\nb' }));
+  const verdict = judge(policy, 'a.b', { x: 'token=abc and\nSECRET\nthen a\nb' });
   assert.equal(verdict.action, 'modify');
-  if (verdict.action === 'modify') assert.equal(verdict.toolInput.x, 'token=<abc:hidden> and\n[line]\nthen [ab]');
+  if (verdict.action === 'modify') assert.equal(verdict.rewritten?.x, 'token=<abc:hidden> and\n[line]\nthen [ab]');
 });

@@ -6,6 +6,7 @@ import { createMetrics } from '../../src/metrics.ts';
 import { createPolicyChain } from '../../src/policy/chain.ts';
 import { createInspector } from '../../src/policy/pool.ts';
 import { createLlmHandler } from '../../src/routes/llm.ts';
+import { createBodyBudget } from '../../src/memory/budget.ts';
 import { createProxyApp } from '../../src/routes/proxy.ts';
 import { createDispatcher } from '../../src/upstream.ts';
 import { LogCapture } from '../helpers/logs.ts';
@@ -16,7 +17,7 @@ function app() {
   const metrics = createMetrics({ defaultMetrics: false });
   const logger = createLogger({ level: 'silent', destination: new LogCapture() });
   const chain = createPolicyChain({ local: () => undefined, remote: () => undefined, inspector: createInspector({ workers: 1, offloadBytes: 65536, budgetMs: 1000, maxQueue: 1 }), failMode: 'closed', metrics, logger });
-  const llm = createLlmHandler({ config, chain, dispatcher: createDispatcher({ connectTimeoutMs: 1000, headersTimeoutMs: 1000 }), metrics });
+  const llm = createLlmHandler({ config, chain, dispatcher: createDispatcher({ connectTimeoutMs: 1000, headersTimeoutMs: 1000 }), metrics, budget: createBodyBudget({ bytes: 1 << 30, smallBytes: 65536 }) });
   const mcp = async (): Promise<Response> => new Response('mcp');
   return createProxyApp({ llm, mcp, logger });
 }
