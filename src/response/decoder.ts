@@ -22,6 +22,36 @@ export interface EventEffect {
 }
 
 export const NO_EFFECT: EventEffect = Object.freeze({ units: [], completes: [] });
+export const LATE: EventEffect = Object.freeze({ units: [], completes: [], late: true });
+
+/** How a decoder is built for one response. */
+export interface DecoderOptions {
+  /**
+   * Text parts become units too (held until complete, judged by the text
+   * rules, rewritten when modified); otherwise text passes as it arrives and
+   * is only collected for the view.
+   */
+  readonly governText: boolean;
+}
+
+/** Appends a text fragment to a governed text unit; LATE when the unit was complete. */
+export function textFragment(calls: CallTable, key: string, text: string): 'late' | 'ok' {
+  const a = calls.take(key, 'text');
+  if (a.complete) return 'late';
+  a.fragments.push(text);
+  return 'ok';
+}
+
+/** Rewrites a streamed text fragment of a modified unit: the first carries the whole new text, the rest ''. */
+export function rewriteFragment(a: Assembly | undefined, holder: Obj, field: string): void {
+  if (!a?.mod) return;
+  if (!a.sent) {
+    holder[field] = a.mod.text;
+    a.sent = true;
+  } else if (typeof holder[field] === 'string') {
+    holder[field] = '';
+  }
+}
 
 /** New arguments for a call, as the gate re-emits its held events. */
 export interface Modification {
@@ -63,12 +93,20 @@ export interface StreamDecoder {
   rewrite(doc: unknown, units: readonly string[]): void;
   /** Every call so far, as assembled. */
   calls(): readonly ToolCall[];
+  /** Whether `key` is a tool call or a governed text part. */
+  kindOf(key: string): UnitKind;
+  /** A governed text part, then its other readings (variants). */
+  textVariants(key: string, complete: boolean): readonly TextPart[];
   text(): readonly TextPart[];
 }
 
-/** A tool call being assembled from its events. */
+/** What a unit the gate holds is: a tool call, or (when text is governed) a text part. */
+export type UnitKind = 'tool_call' | 'text';
+
+/** A tool call (or a governed text part: its text as the arguments, no name) being assembled from its events. */
 export interface Assembly {
   readonly key: string;
+  readonly kind: UnitKind;
   id: string;
   name: string;
   /** Arguments the call started with (an output item's or a content block's). */
@@ -111,11 +149,11 @@ export function createCallTable() {
   function get(key: string): Assembly | undefined {
     return calls.get(key);
   }
-  /** The call at `key`, started when it is new. */
-  function take(key: string): Assembly {
+  /** The call (or text part) at `key`, started when it is new. */
+  function take(key: string, kind: UnitKind = 'tool_call'): Assembly {
     let a = calls.get(key);
     if (!a) {
-      a = { key, id: '', name: '', start: '', fragments: [], whole: undefined, names: [], wholes: [], complete: false, mod: undefined, sent: false };
+      a = { key, kind, id: '', name: '', start: '', fragments: [], whole: undefined, names: [], wholes: [], complete: false, mod: undefined, sent: false };
       calls.set(key, a);
     }
     return a;
@@ -165,13 +203,22 @@ export function createCallTable() {
     return out;
   }
   function all(): ToolCall[] {
-    return [...calls.values()].map((a) => call(a.key, a.complete));
+    const out: ToolCall[] = [];
+    for (const a of calls.values()) if (a.kind === 'tool_call') out.push(call(a.key, a.complete));
+    return out;
+  }
+  function kindOf(key: string): UnitKind {
+    return calls.get(key)?.kind ?? 'tool_call';
+  }
+  /** A text unit's readings (see variants), as text parts. */
+  function textVariants(key: string, isComplete: boolean): TextPart[] {
+    return variants(key, isComplete).map((c) => ({ key, text: c.argumentsText }));
   }
   function modify(key: string, mod: Modification): void {
     const a = calls.get(key);
     if (a) a.mod = mod;
   }
-  return { get, take, open, complete, call, variants, all, modify };
+  return { get, take, open, complete, call, variants, textVariants, kindOf, all, modify };
 }
 export type CallTable = ReturnType<typeof createCallTable>;
 

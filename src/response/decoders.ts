@@ -1,11 +1,11 @@
 import { errorStyleFor } from '../providers.ts';
 import { createAnthropicDecoder } from './anthropic.ts';
-import type { StreamDecoder } from './decoder.ts';
+import type { DecoderOptions, StreamDecoder } from './decoder.ts';
 import { createGeminiDecoder } from './gemini.ts';
 import { createOpenAiDecoder } from './openai.ts';
 import type { ResponseFamily } from './types.ts';
 
-const DECODERS: Readonly<Record<ResponseFamily, () => StreamDecoder>> = {
+const DECODERS: Readonly<Record<ResponseFamily, (options: DecoderOptions) => StreamDecoder>> = {
   openai: createOpenAiDecoder,
   anthropic: createAnthropicDecoder,
   gemini: createGeminiDecoder,
@@ -17,6 +17,6 @@ export function responseFamilyOf(provider: string): ResponseFamily {
 }
 
 /** A fresh decoder for one response stream. */
-export function createStreamDecoder(family: ResponseFamily): StreamDecoder {
-  return DECODERS[family]();
+export function createStreamDecoder(family: ResponseFamily, options: DecoderOptions = { governText: false }): StreamDecoder {
+  return DECODERS[family](options);
 }

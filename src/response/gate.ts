@@ -1,10 +1,10 @@
 import type { ErrorBody } from '../providers.ts';
-import { NO_EFFECT, type EventEffect, type StreamDecoder } from './decoder.ts';
+import { NO_EFFECT, type EventEffect, type StreamDecoder, type UnitKind } from './decoder.ts';
 import { createStreamDecoder, responseFamilyOf } from './decoders.ts';
 import type { ResponseRules } from './rules.ts';
 import { createSseFramer, readSseFields, rebuildSseEvent } from './sse-frame.ts';
 import { denyBody, failureBody, streamErrorEvent, type GateFailure } from './stream-error.ts';
-import type { PartVerdict, ResponseView, ToolCall } from './types.ts';
+import type { PartVerdict, ResponseView, TextPart, ToolCall } from './types.ts';
 
 /** Bytes held back at once (held events plus an incomplete event), by default. */
 export const DEFAULT_MAX_HOLD_BYTES = 8 << 20;
@@ -20,9 +20,11 @@ export const DEFAULT_MAX_HOLD_MS = 60_000;
  */
 export type RemoteCallHook = (call: ToolCall, context: { readonly local: PartVerdict; readonly view: () => ResponseView; readonly signal: AbortSignal }) => Promise<PartVerdict>;
 
-/** Reported once per tool call, when its held events leave the gate (or are dropped). */
+/** Reported once per held unit (a tool call, or a governed text part), when its held events leave the gate (or are dropped). */
 export interface HeldReport {
   readonly key: string;
+  readonly kind: UnitKind;
+  /** The tool's name ('' for text). */
   readonly name: string;
   /** From the call's first event to its release (or to the end of the stream, when dropped). */
   readonly ms: number;
@@ -74,15 +76,16 @@ export interface ResponseGate {
   destroy(): void;
 }
 
+/** One event in the queue: its bytes only (a rewrite parses them again), so what is held is what was received. */
 interface Segment {
   readonly raw: Buffer;
-  readonly doc: unknown;
   readonly units: readonly string[];
   readonly at: number;
 }
 
 interface Unit {
   readonly key: string;
+  readonly kind: UnitKind;
   status: 'open' | 'evaluating' | 'decided';
   verdict: PartVerdict | undefined;
   /** A failure that decided it (denies too). */
@@ -115,6 +118,19 @@ export function judgeLocally(rules: ResponseRules, call: ToolCall, others: reado
   return modify ?? own;
 }
 
+/** judgeLocally for a governed text part and its other readings. */
+export function judgeText(rules: ResponseRules, parts: readonly TextPart[]): PartVerdict {
+  let modify: PartVerdict | undefined;
+  let own: PartVerdict | undefined;
+  for (const part of parts) {
+    const v = rules.evaluateText(part);
+    if (v.action === 'deny') return v;
+    own ??= v;
+    if (v.action === 'modify') modify ??= v;
+  }
+  return modify ?? own!;
+}
+
 /**
  * Governs one SSE response as it passes. Events are cut from the bytes
  * (src/response/sse-frame.ts) and read by the provider family's decoder:
@@ -133,15 +149,23 @@ export function judgeLocally(rules: ResponseRules, call: ToolCall, others: reado
  *   data is not JSON, and (by default) a call the stream ends inside of end
  *   the stream with an error event too: nothing is released ungoverned.
  *
- * Events that cannot start a call (none of the family's markers, no `\u`
- * escape) are not parsed while no call is open. Output goes to `sink`,
- * synchronously with `write` for what is not held.
+ * When the rules govern text (a `target: text` rule), each text part is held
+ * and judged the same way, by the text rules, until it is complete (an
+ * Anthropic text block, a Responses output_text part, a Chat choice's or a
+ * Gemini candidate's whole text): text then no longer streams live. The
+ * remote hook is asked about tool calls only.
+ *
+ * Otherwise events that cannot start a call (none of the family's markers,
+ * no `\u` escape) are not parsed while no call is open. Output goes to
+ * `sink`, synchronously with `write` for what is not held.
  */
 export function createResponseGate(options: ResponseGateOptions, sink: GateSink): ResponseGate {
   const family = responseFamilyOf(options.provider);
-  const decoder: StreamDecoder = createStreamDecoder(family);
-  const framer = createSseFramer();
   const rules = options.rules;
+  // With text rules, text parts are held and judged as tool calls are (nothing is parsed lazily then).
+  const governText = rules.governsText;
+  const decoder: StreamDecoder = createStreamDecoder(family, { governText });
+  const framer = createSseFramer();
   const remote = options.remote;
   const maxHoldBytes = options.maxHoldBytes ?? DEFAULT_MAX_HOLD_BYTES;
   const maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
@@ -161,6 +185,12 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   let timer: NodeJS.Timeout | undefined;
   let modified = 0;
   let firstModify: PartVerdict | undefined;
+
+  const callCount = (): number => {
+    let n = 0;
+    for (const u of units.values()) if (u.kind === 'tool_call') n++;
+    return n;
+  };
 
   const view = (): ResponseView => ({ family, text: decoder.text(), toolCalls: decoder.calls() });
 
@@ -196,7 +226,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   function report(u: Unit, action: HeldReport['action'], policyId: string): void {
     if (u.reported) return;
     u.reported = true;
-    options.onHeld?.({ key: u.key, name: u.name, ms: now() - u.since, bytes: u.bytes, action, policyId });
+    options.onHeld?.({ key: u.key, kind: u.kind, name: u.name, ms: now() - u.since, bytes: u.bytes, action, policyId });
   }
 
   /** Ends the stream with an error event: a denial, or a failure. */
@@ -205,7 +235,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
     for (const u of units.values()) if (!u.reported && (u.queued > 0 || u.status !== 'decided')) report(u, 'deny', summary.policyId);
     abort.abort();
     out = out.concat(streamErrorEvent(family, body));
-    finish({ ...summary, toolCalls: units.size, modified });
+    finish({ ...summary, toolCalls: callCount(), modified });
   }
 
   function fail(code: GateFailure): void {
@@ -215,7 +245,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   function unitOf(key: string): Unit {
     let u = units.get(key);
     if (!u) {
-      u = { key, status: 'open', verdict: undefined, failure: undefined, since: now(), bytes: 0, queued: 0, reported: false, name: '' };
+      u = { key, kind: decoder.kindOf(key), status: 'open', verdict: undefined, failure: undefined, since: now(), bytes: 0, queued: 0, reported: false, name: '' };
       units.set(key, u);
       openUnits++;
     }
@@ -239,6 +269,10 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
     if (u.status !== 'open') return;
     u.status = 'evaluating';
     openUnits--;
+    if (u.kind === 'text') {
+      decide(u, judgeText(rules, decoder.textVariants(key, complete)));
+      return;
+    }
     const [call, ...others] = decoder.variants(key, complete);
     u.name = call!.name;
     const local = judgeLocally(rules, call!, others);
@@ -277,14 +311,17 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
       if (v.action === 'modify') rewrite = true;
     }
     if (rewrite) {
-      const doc: unknown = structuredClone(seg.doc);
+      let data: string;
       try {
+        // `true`: a stream's first event may start with a byte-order mark.
+        const doc: unknown = JSON.parse(readSseFields(seg.raw, true).data ?? '');
         decoder.rewrite(doc, seg.units);
+        data = JSON.stringify(doc);
       } catch {
         fail('response_unmodifiable');
         return false;
       }
-      emit(rebuildSseEvent(seg.raw, JSON.stringify(doc)));
+      emit(rebuildSseEvent(seg.raw, data));
     } else {
       emit(seg.raw);
     }
@@ -313,7 +350,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
     }
     if (upstreamEnded && queue.length === 0) {
       const outcome = modified > 0 ? 'modify' : 'allow';
-      finish({ outcome, policyId: firstModify?.policyId ?? '', reason: firstModify?.reason ?? '', code: undefined, toolCalls: units.size, modified });
+      finish({ outcome, policyId: firstModify?.policyId ?? '', reason: firstModify?.reason ?? '', code: undefined, toolCalls: callCount(), modified });
     }
   }
 
@@ -338,7 +375,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   }
 
   function worthParsing(raw: Buffer): boolean {
-    if (openUnits > 0) return true;
+    if (openUnits > 0 || governText) return true;
     for (const m of markers) if (raw.indexOf(m) !== -1) return true;
     return false;
   }
@@ -346,13 +383,13 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   function onEvent(raw: Buffer): void {
     if (closed) return;
     let effect: EventEffect = NO_EFFECT;
-    let doc: unknown;
     if (worthParsing(raw)) {
       const { data } = readSseFields(raw, firstEvent);
       if (data !== undefined && data !== '') {
         if (data === DONE) {
           effect = decoder.done();
         } else {
+          let doc: unknown;
           try {
             doc = JSON.parse(data);
           } catch {
@@ -374,7 +411,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
       u.bytes += raw.length;
       u.queued++;
     }
-    queue.push({ raw, doc, units: effect.units, at });
+    queue.push({ raw, units: effect.units, at });
     heldBytes += raw.length;
     for (const key of effect.completes) evaluate(key, true);
     pump();
@@ -395,7 +432,8 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
       upstreamEnded = true;
       for (const u of [...units.values()]) {
         if (u.status !== 'open') continue;
-        if (options.incomplete === 'evaluate') {
+        // Text the stream ended in is judged as it is: it carries no call to act on.
+        if (u.kind === 'text' || options.incomplete === 'evaluate') {
           evaluate(u.key, false);
         } else {
           u.status = 'decided';
@@ -413,7 +451,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
       clearTimer();
       queue = [];
       out = [];
-      options.onEnd?.({ outcome: 'aborted', policyId: '', reason: '', code: undefined, toolCalls: units.size, modified });
+      options.onEnd?.({ outcome: 'aborted', policyId: '', reason: '', code: undefined, toolCalls: callCount(), modified });
     },
   };
 }

@@ -1,3 +1,4 @@
+import { denialBody, errorEnvelope, errorStyleFor } from '../providers.ts';
 import { jsonParts } from './json-parts.ts';
 import { responseFamilyOf } from './decoders.ts';
 import type { ResponseRules } from './rules.ts';
@@ -85,4 +86,14 @@ export function governJsonResponse(provider: string, body: Buffer, rules: Respon
     body: Buffer.from(JSON.stringify(parsed.doc), 'utf8'),
     changes: changes.map(({ key, policyId }) => ({ key, policyId })),
   };
+}
+
+/**
+ * The answer to a denied JSON response: the request side's provider-shaped
+ * 403 (src/providers.ts), so the official SDKs raise PermissionDeniedError
+ * with `blocked by FirstOps policy: <reason>`.
+ */
+export function responseDenial(provider: string, policyId: string, reason: string): { status: number; body: Buffer } {
+  const body = denialBody(policyId, reason || 'response denied');
+  return { status: body.status, body: Buffer.from(JSON.stringify(errorEnvelope(errorStyleFor(provider), body)), 'utf8') };
 }

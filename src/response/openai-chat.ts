@@ -1,4 +1,4 @@
-import { asArray, int, isObject, setName, str, type CallTable, type EventEffect, type Obj, type TextCollector } from './decoder.ts';
+import { asArray, int, isObject, rewriteFragment, setName, str, textFragment, type CallTable, type EventEffect, type Obj, type TextCollector } from './decoder.ts';
 
 /**
  * OpenAI Chat Completions chunks (`object: chat.completion.chunk`): text in
@@ -8,7 +8,8 @@ import { asArray, int, isObject, setName, str, type CallTable, type EventEffect,
  * of different indices may interleave. A call is complete when its choice
  * has a `finish_reason`, or at `[DONE]`: no event closes one call alone.
  * Names and ids are taken as the SDK's accumulator does (the last non-empty
- * one), arguments are the fragments in order.
+ * one), arguments are the fragments in order. A governed text part is a
+ * choice's content, complete when the choice is.
  */
 
 function callKey(choice: number, index: number): string {
@@ -16,6 +17,9 @@ function callKey(choice: number, index: number): string {
 }
 function legacyKey(choice: number): string {
   return `c${choice}.f`;
+}
+function textKey(choice: number): string {
+  return `c${choice}`;
 }
 
 /** The function-like object of a tool_calls entry and the field carrying its arguments. */
@@ -25,7 +29,7 @@ function fnOf(entry: Obj): { fn: Obj; field: 'arguments' | 'input' } | undefined
   return undefined;
 }
 
-export function createChatReader(calls: CallTable, text: TextCollector) {
+export function createChatReader(calls: CallTable, text: TextCollector, governText: boolean) {
   /** Open call keys per choice. */
   const byChoice = new Map<number, Set<string>>();
 
@@ -47,7 +51,14 @@ export function createChatReader(calls: CallTable, text: TextCollector) {
       const delta = ch.delta;
       if (isObject(delta)) {
         const content = str(delta.content);
-        if (content !== undefined) text.append(`c${c}`, content);
+        if (content !== undefined) text.append(textKey(c), content);
+        if (governText && content) {
+          if (textFragment(calls, textKey(c), content) === 'late') late = true;
+          else {
+            note(c, textKey(c));
+            units.add(textKey(c));
+          }
+        }
         const entries = asArray(delta.tool_calls);
         for (let j = 0; j < entries.length; j++) {
           const entry = entries[j];
@@ -100,23 +111,13 @@ export function createChatReader(calls: CallTable, text: TextCollector) {
     return { units: [], completes: calls.complete(calls.open()) };
   }
 
-  function rewriteFragment(holder: Obj, field: string, key: string): void {
-    const a = calls.get(key);
-    if (!a?.mod) return;
-    if (!a.sent) {
-      holder[field] = a.mod.text;
-      a.sent = true;
-    } else if (typeof holder[field] === 'string') {
-      holder[field] = '';
-    }
-  }
-
   function rewrite(doc: Obj, units: readonly string[]): void {
     const choices = asArray(doc.choices);
     for (let pos = 0; pos < choices.length; pos++) {
       const ch = choices[pos];
       if (!isObject(ch) || !isObject(ch.delta)) continue;
       const c = int(ch.index, pos);
+      if (units.includes(textKey(c)) && typeof ch.delta.content === 'string') rewriteFragment(calls.get(textKey(c)), ch.delta, 'content');
       const entries = asArray(ch.delta.tool_calls);
       for (let j = 0; j < entries.length; j++) {
         const entry = entries[j];
@@ -125,10 +126,10 @@ export function createChatReader(calls: CallTable, text: TextCollector) {
         if (!units.includes(key)) continue;
         const f = fnOf(entry);
         // An entry without its function object carries no arguments: a later one gets them.
-        if (f) rewriteFragment(f.fn, f.field, key);
+        if (f) rewriteFragment(calls.get(key), f.fn, f.field);
       }
       const key = legacyKey(c);
-      if (isObject(ch.delta.function_call) && units.includes(key)) rewriteFragment(ch.delta.function_call, 'arguments', key);
+      if (isObject(ch.delta.function_call) && units.includes(key)) rewriteFragment(calls.get(key), ch.delta.function_call, 'arguments');
     }
   }
 

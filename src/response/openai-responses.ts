@@ -1,4 +1,5 @@
-import { argumentsTextOf, asArray, int, setName, setWhole, isObject, str, type Assembly, type CallTable, type EventEffect, type Obj, type TextCollector } from './decoder.ts';
+import { createResponsesTextReader } from './openai-responses-text.ts';
+import { argumentsTextOf, asArray, int, LATE, setName, setWhole, isObject, str, type Assembly, type CallTable, type EventEffect, type Obj, type TextCollector } from './decoder.ts';
 
 /**
  * How an output item of the Responses API carries a call the agent runs:
@@ -77,7 +78,6 @@ const DONE_EVENTS: Readonly<Record<string, string>> = {
   'response.function_call_arguments.done': 'arguments',
   'response.custom_tool_call_input.done': 'input',
 };
-const LATE: EventEffect = Object.freeze({ units: [], completes: [], late: true });
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
 /**
@@ -89,7 +89,8 @@ const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'resp
  * repeats (a modified call is rewritten there too) and completes whatever is
  * open, calls first seen there included.
  */
-export function createResponsesReader(calls: CallTable, text: TextCollector) {
+export function createResponsesReader(calls: CallTable, text: TextCollector, governText: boolean) {
+  const texts = createResponsesTextReader(calls);
   /** The shape of each call by key. */
   const shapes = new Map<string, CallShape>();
 
@@ -124,17 +125,21 @@ export function createResponsesReader(calls: CallTable, text: TextCollector) {
 
   function read(doc: Obj): EventEffect {
     const type = str(doc.type) ?? '';
-    if (FINAL_EVENTS.has(type)) return readFinal(doc);
+    if (FINAL_EVENTS.has(type)) {
+      if (!governText) return readFinal(doc);
+      const t = texts.readFinal(doc);
+      const c = readFinal(doc);
+      return { units: [...c.units, ...t.units], completes: [...t.completes, ...c.completes] };
+    }
     const index = int(doc.output_index, -1);
     const key = outputKey(index);
-    if (type === 'response.output_text.delta') {
-      text.append(`${key}.p${int(doc.content_index, 0)}`, str(doc.delta) ?? '');
-      return { units: [], completes: [] };
+    if (type === 'response.output_text.delta') text.append(`${key}.p${int(doc.content_index, 0)}`, str(doc.delta) ?? '');
+    else if (type === 'response.output_text.done') text.replace(`${key}.p${int(doc.content_index, 0)}`, str(doc.text) ?? '');
+    if (governText && !shapeOf(doc.item)) {
+      const t = texts.read(doc, type);
+      if (t) return t;
     }
-    if (type === 'response.output_text.done') {
-      text.replace(`${key}.p${int(doc.content_index, 0)}`, str(doc.text) ?? '');
-      return { units: [], completes: [] };
-    }
+    if (type === 'response.output_text.delta' || type === 'response.output_text.done') return { units: [], completes: [] };
     if (index < 0) return { units: [], completes: [] };
     const item = isObject(doc.item) ? doc.item : undefined;
     const shape = shapeOf(item) ?? shapes.get(key);
@@ -173,6 +178,7 @@ export function createResponsesReader(calls: CallTable, text: TextCollector) {
 
   function rewrite(doc: Obj, units: readonly string[]): void {
     const type = str(doc.type) ?? '';
+    if (governText) texts.rewrite(doc, type, units);
     if (FINAL_EVENTS.has(type)) {
       const output = asArray(isObject(doc.response) ? doc.response.output : undefined);
       for (let k = 0; k < output.length; k++) {

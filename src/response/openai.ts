@@ -1,4 +1,4 @@
-import { createCallTable, createTextCollector, isObject, NO_EFFECT, type StreamDecoder } from './decoder.ts';
+import { createCallTable, createTextCollector, isObject, NO_EFFECT, type DecoderOptions, type StreamDecoder } from './decoder.ts';
 import { createChatReader, isChatChunk } from './openai-chat.ts';
 import { createResponsesReader, isResponsesEvent } from './openai-responses.ts';
 
@@ -8,11 +8,11 @@ import { createResponsesReader, isResponsesEvent } from './openai-responses.ts';
  * chunk a `choices` array), so the one decoder serves both endpoints and the
  * compatible APIs that speak either.
  */
-export function createOpenAiDecoder(): StreamDecoder {
+export function createOpenAiDecoder(options: DecoderOptions): StreamDecoder {
   const calls = createCallTable();
   const text = createTextCollector();
-  const chat = createChatReader(calls, text);
-  const responses = createResponsesReader(calls, text);
+  const chat = createChatReader(calls, text, options.governText);
+  const responses = createResponsesReader(calls, text, options.governText);
   return {
     // `_call` also finds `tool_calls`, `function_call` and every Responses call item and its argument events.
     markers: ['_call'],
@@ -27,6 +27,8 @@ export function createOpenAiDecoder(): StreamDecoder {
     call: calls.call,
     variants: calls.variants,
     calls: calls.all,
+    kindOf: calls.kindOf,
+    textVariants: calls.textVariants,
     modify: calls.modify,
     rewrite(doc, units) {
       if (!isObject(doc)) return;

@@ -143,12 +143,15 @@ export function readSseFields(raw: Buffer, first: boolean): SseFields {
 
 /**
  * The event again with `data` as its only data line: its other lines
- * (`event`, `id`, comments) are kept in place, lines end with LF.
+ * (`event`, `id`, comments) are kept in place, lines end with LF, and a
+ * byte-order mark it started with (a stream's first event) is dropped.
  */
 export function rebuildSseEvent(raw: Buffer, data: string): Buffer {
   const out: string[] = [];
   let placed = false;
-  for (const line of raw.toString('utf8').split(LINE_END)) {
+  let text = raw.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  for (const line of text.split(LINE_END)) {
     if (line === '') continue;
     const isData = line === 'data' || line.startsWith('data:');
     if (!isData) out.push(line);

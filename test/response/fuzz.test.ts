@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createStreamViewer } from '../../src/response/view.ts';
 import { STREAM_CASES } from './cases.ts';
 import { issueRules, randomChunks, runGate, splits } from './harness.ts';
-import { chatInterleaved, SAFE, SHELL_LS, SHELL_RM, WITH_KEY, type ToolSpec } from './streams.ts';
+import { compileResponseRules } from '../../src/response/rules.ts';
+import { chatInterleaved, ISSUE_RULES, SAFE, SHELL_LS, SHELL_RM, WITH_KEY, type ToolSpec } from './streams.ts';
 
 const TEXT = 'ok: é🌍';
 const DECISIONS: ReadonlyArray<{ name: string; calls: readonly ToolSpec[]; outcome: string }> = [
@@ -99,4 +100,31 @@ test('mutated streams (malformed fragments, lost, repeated or reordered events, 
     }
   }
   assert.ok(denied > runs / 2, `most mutated streams still carry the denied call: ${denied}/${runs}`);
+});
+
+const TEXT_RULES = compileResponseRules([
+  ...ISSUE_RULES,
+  { id: 'no-pem', target: 'text', match: { text: '*PRIVATE KEY*' }, decision: 'deny' },
+  { id: 'mask', target: 'text', decision: 'modify', redact: [{ pattern: '\\d{4}-\\d{4}', replacement: '####' }] },
+]);
+
+test('mutated streams with text rules: every text part and call the client can assemble is one the rules allow as it is', () => {
+  let runs = 0;
+  for (const c of STREAM_CASES) {
+    for (const [text, calls] of [['card 1234-5678 and more text here', [SAFE]], ['-----BEGIN PRIVATE KEY-----', []], ['card 1234-5678', [WITH_KEY]]] as const) {
+      const events = c.build(text, calls);
+      for (let seed = 1; seed <= 100; seed++) {
+        const input = mutate(events, seed * 104729 + text.length);
+        const run = runGate(c.provider, randomChunks(input, seed), { rules: TEXT_RULES });
+        runs++;
+        assert.equal(run.ended, true);
+        const viewer = createStreamViewer(c.provider);
+        viewer.push(run.output());
+        const view = viewer.end();
+        for (const part of view.text) assert.equal(TEXT_RULES.evaluateText(part).action, 'allow', `${c.name} seed ${seed}: text ${JSON.stringify(part.text)} reached the client`);
+        for (const call of view.toolCalls) assert.equal(TEXT_RULES.evaluateCall(call).action, 'allow', `${c.name} seed ${seed}: ${call.argumentsText}`);
+      }
+    }
+  }
+  assert.ok(runs > 0);
 });

@@ -189,7 +189,7 @@ test('the held time of each call is reported (onHeld), from its first event to i
   t = 1500;
   answer({ action: 'allow', policyId: 'r', reason: '' });
   await settled;
-  assert.deepEqual(run.held, [{ key: 'c0.t0', name: SAFE.name, ms: 500, bytes: run.held[0]!.bytes, action: 'allow', policyId: 'r' }]);
+  assert.deepEqual(run.held, [{ key: 'c0.t0', kind: 'tool_call', name: SAFE.name, ms: 500, bytes: run.held[0]!.bytes, action: 'allow', policyId: 'r' }]);
   assert.ok(run.held[0]!.bytes > 0);
 });
 
@@ -259,4 +259,14 @@ test('destroy abandons the response: nothing more is written, the remote is abor
   assert.equal(run.summary?.outcome, 'aborted');
   gate.write(Buffer.from('data: {}\n\n'));
   assert.equal(run.ended, false);
+});
+
+test('a stream that starts with a byte-order mark: its first event is still read, denied or rewritten', () => {
+  const deny = chatToolStream('', [SHELL_RM]).slice(1);
+  const run = runGate('openai', [`\ufeff${deny.join('')}`]);
+  assert.equal(run.summary?.outcome, 'deny');
+  const modify = chatToolStream('', [WITH_KEY]).slice(1);
+  const out = runGate('openai', [`\ufeff${modify.join('')}`]).output();
+  assert.ok(!out.toString().includes(KEY));
+  assert.equal(callsOf('openai', out)[0]?.name, WITH_KEY.name);
 });
