@@ -66,11 +66,17 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
       req.off('error', onError);
       req.off('close', onClose);
     };
-    const stop = (err: Error): void => {
+    const stop = (err: SidecarError): void => {
       cleanup();
-      req.pause();
       chunks = undefined;
       block = undefined;
+      growable = undefined;
+      // Over the cap the connection closes after the 413. Over the budget it
+      // stays open and the rest of the body is read and dropped (no memory
+      // kept), so the client reads its 503 and may retry on the same
+      // connection; node's requestTimeout bounds a body that never ends.
+      if (err.code === 'body_budget_exhausted') req.resume();
+      else req.pause();
       reject(err);
     };
     const toBlock = (needed: number): void => {
