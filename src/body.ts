@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { SidecarError } from './errors.ts';
 import type { BodyBudget, BudgetShare } from './memory/budget.ts';
+import { createReclaimer } from './memory/reclaim.ts';
 
 export interface ReadBodyOptions {
   /** FIRSTOPS_MAX_BODY_BYTES. */
@@ -59,6 +60,8 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     let growable: SharedArrayBuffer | undefined;
     let size = 0;
     if (length !== undefined && length > sharedAbove) block = Buffer.from(new SharedArrayBuffer(length));
+    // Chunks copied into the block are garbage: reclaim them as the body arrives (memory/reclaim.ts).
+    const reclaim = createReclaimer();
 
     const cleanup = (): void => {
       req.off('data', onData);
@@ -99,10 +102,12 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
       }
       if (block && length !== undefined) {
         block.set(chunk, at);
+        reclaim(chunk.length);
       } else if (growable) {
         if (size > growable.byteLength) growable.grow(Math.min(maxBytes, Math.max(size, growable.byteLength * 2)));
         block = Buffer.from(growable, 0, growable.byteLength);
         block.set(chunk, at);
+        reclaim(chunk.length);
       } else {
         chunks!.push(chunk);
         if (size > sharedAbove) toBlock(Math.min(maxBytes, size * 2));

@@ -1,6 +1,6 @@
 import { isJsonContentType } from '../headers.ts';
 import { fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
-import { MODEL_FIELD, RewriteTooLargeError, type FieldValue, type JsonObjectBody, type LocalPolicy } from './local.ts';
+import { MODEL_FIELD, RewriteTooLargeError, type FieldValue, type JsonObjectBody, type LocalPolicy } from './rules.ts';
 import type { LocalVerdict } from './types.ts';
 
 /** Far deeper than any LLM request (tool schemas included); bounds the policy's recursion. */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { inspect, type InspectInput, type Inspection } from './inspect.ts';
-import type { LocalPolicy } from './local.ts';
+import type { LocalPolicy, PolicyDoc } from './rules.ts';
 
 /** What `Inspector.inspect` can answer besides an inspection. */
 export type InspectOutcome =
@@ -39,7 +39,7 @@ export interface InspectorOptions {
  */
 export interface TaskMessage {
   readonly id: number;
-  readonly policy: { readonly key: string; readonly text?: string; readonly origin: string } | undefined;
+  readonly policy: { readonly key: string; readonly document?: PolicyDoc; readonly origin: string; readonly sha256: string } | undefined;
   readonly input: Omit<InspectInput, 'body'> & { readonly body: Uint8Array };
   readonly maxAddedBytes: number | undefined;
 }
@@ -147,7 +147,7 @@ export function createInspector(options: InspectorOptions): Inspector {
     const worker = (slot.worker ??= spawn(slot));
     const key = task.policy ? `${task.policy.sha256}:${task.policy.origin}` : undefined;
     const policy = task.policy && key
-      ? { key, origin: task.policy.origin, ...(slot.policyKey === key ? {} : { text: task.policy.text }) }
+      ? { key, origin: task.policy.origin, sha256: task.policy.sha256, ...(slot.policyKey === key ? {} : { document: task.policy.document }) }
       : undefined;
     slot.policyKey = key ?? slot.policyKey;
     const { body, ...rest } = task.input;

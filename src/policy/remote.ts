@@ -1,5 +1,6 @@
 import type { GatewayClient } from '../gateway.ts';
 import { joinParts, partsLength, type BodyParts } from '../json/edits.ts';
+import { createReclaimer } from '../memory/reclaim.ts';
 import { AnswerTooLargeError, createAnswerReader, type StreamedPayload } from './answer.ts';
 import type { RemoteEvaluator, RemoteVerdict } from './types.ts';
 
@@ -128,10 +129,13 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
         maxRestBytes: MAX_ANSWER_REST_BYTES,
         reserve: (bytes) => (decoded += bytes) <= maxPayloadBytes && (reserve?.(bytes) ?? true),
       });
+      // A large answer's chunks and base64 pieces are garbage once decoded: reclaim them as it streams.
+      const reclaim = createReclaimer();
       try {
         for await (const chunk of response.body) {
           if (performance.now() > deadline) throw new RemoteEvaluationError(tooSlow);
           reader.push(chunk as Buffer);
+          reclaim((chunk as Buffer).length);
         }
       } catch (err) {
         if (err instanceof RemoteEvaluationError) throw err;

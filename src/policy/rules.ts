@@ -1,11 +1,7 @@
-import { createHash } from 'node:crypto';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { parse as parseYaml } from 'yaml';
 import type { Edit } from '../json/edits.ts';
 import { escapeJsonString, fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
 import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
 import type { LocalVerdict } from './types.ts';
-import schema from './policy.schema.json' with { type: 'json' };
 
 export class PolicyFileError extends Error {
   readonly code = 'invalid_policy';
@@ -67,8 +63,8 @@ export interface LocalPolicy {
   readonly ruleCount: number;
   /** Rule ids in evaluation order. */
   readonly ruleIds: readonly string[];
-  /** The document as read, so a worker thread can compile the same rules. */
-  readonly text: string;
+  /** The validated document, so a worker thread can compile the same rules without the YAML and schema loaders. */
+  readonly document: PolicyDoc;
   readonly origin: string;
   /** Hex SHA-256 of `text`. */
   readonly sha256: string;
@@ -90,25 +86,11 @@ interface RuleDoc {
   match?: { tool_name?: Globs; channel?: Globs; input?: Record<string, Globs> };
   redact?: Array<{ pattern: string; flags?: string; replacement?: string }>;
 }
-interface PolicyDoc {
+/** A policy document that passed the schema (local.ts): what a worker thread is sent to compile the same rules. */
+export interface PolicyDoc {
   default?: 'allow' | 'deny';
   default_reason?: string;
   rules: RuleDoc[];
-}
-
-let validator: ReturnType<Ajv2020['compile']> | undefined;
-
-function validate(doc: unknown): asserts doc is PolicyDoc {
-  if (!validator) {
-    // validateSchema: false skips checking our own (fixed) schema against the
-    // draft 2020-12 meta-schema, which compiled the whole meta-schema at every
-    // start: about 30 ms of the time to ready.
-    validator = new Ajv2020({ allErrors: true, strict: false, validateSchema: false }).compile(schema);
-  }
-  if (!validator(doc)) {
-    const problems = (validator.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
-    throw new PolicyFileError(`policy does not match src/policy/policy.schema.json: ${[...new Set(problems)].join('; ')}`);
-  }
 }
 
 /** Names a rule in messages by index and id, the way an operator finds it in the file. */
@@ -220,15 +202,8 @@ function redactEdits(json: JsonObjectBody, redactions: readonly Redaction[], max
   return edits;
 }
 
-/** Parses (YAML or JSON: JSON is YAML), validates and compiles a policy document. */
-export function compilePolicy(text: string, origin: string): LocalPolicy {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
-  } catch (err) {
-    throw new PolicyFileError(`${origin} is not valid YAML/JSON: ${(err as Error).message.split('\n', 1)[0]}`);
-  }
-  validate(doc);
+/** Compiles a validated policy document (RE2 patterns and globs); `sha256` names the file version it came from. */
+export function compileRules(doc: PolicyDoc, origin: string, sha256: string): LocalPolicy {
   const paths: string[][] = [['model']];
   const ids = new Map<string, number>([[JSON.stringify(['model']), MODEL_FIELD]]);
   const fieldId = (path: readonly string[]): number => {
@@ -249,9 +224,9 @@ export function compilePolicy(text: string, origin: string): LocalPolicy {
   return {
     ruleCount: rules.length,
     ruleIds: rules.map((r) => r.id),
-    text,
+    document: doc,
     origin,
-    sha256: createHash('sha256').update(text).digest('hex'),
+    sha256,
     fields: fieldTrie(paths),
     evaluate(call: LocalCall, maxAddedBytes = Number.POSITIVE_INFINITY): LocalVerdict {
       for (const rule of rules) {

@@ -2,15 +2,15 @@
 // main thread. Its only side effect is answering the messages it is sent.
 import { parentPort } from 'node:worker_threads';
 import { inspect, type InspectInput } from './inspect.ts';
-import { compilePolicy, type LocalPolicy } from './local.ts';
+import { compileRules, type LocalPolicy } from './rules.ts';
 import type { TaskMessage, ResultMessage } from './pool.ts';
 
 let compiled: { key: string; policy: LocalPolicy } | undefined;
 
 function policyFor(message: TaskMessage): LocalPolicy | undefined {
   if (message.policy === undefined) return undefined;
-  if (message.policy.text !== undefined) {
-    compiled = { key: message.policy.key, policy: compilePolicy(message.policy.text, message.policy.origin) };
+  if (message.policy.document !== undefined) {
+    compiled = { key: message.policy.key, policy: compileRules(message.policy.document, message.policy.origin, message.policy.sha256) };
   }
   if (compiled?.key !== message.policy.key) throw new Error('policy worker was not sent the rules in force');
   return compiled.policy;

@@ -26,7 +26,7 @@ test('the limit comes from cgroup v2 memory.max, v1 memory.limit_in_bytes, or th
   );
   // "max", v1's 2^63-ish "unlimited", garbage, nothing at all: the default.
   for (const entries of [{ '/sys/fs/cgroup/memory.max': 'max' }, { '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712' }, { '/sys/fs/cgroup/memory.max': 'lots' }, {}]) {
-    assert.deepEqual(readMemoryLimit(files(entries)), { bytes: DEFAULT_LIMIT_BYTES, source: 'none found (default)' }, JSON.stringify(entries));
+    assert.deepEqual(readMemoryLimit(files(entries as Record<string, string>)), { bytes: DEFAULT_LIMIT_BYTES, source: 'none found (default)' }, JSON.stringify(entries));
   }
 });
 
