@@ -18,6 +18,28 @@ const CENSOR = '[redacted]';
 /** The same names without the `*.` paths, which only look inside nested objects. */
 const SCALAR_REDACT_PATHS = REDACT_PATHS.filter((path) => !path.startsWith('*.'));
 
+/**
+ * pino's `isoTime` (`,"time":"<Date#toISOString()>"`) without a Date per
+ * line: the text up to the minute is kept, and only the seconds and
+ * milliseconds are written for each line (a Date and its ISO string cost
+ * ~0.5 us hot and several times that cold, once per request line).
+ */
+let minuteStart = Number.NaN;
+let minutePrefix = '';
+export function isoTime(now = Date.now()): string {
+  let ms = now - minuteStart;
+  if (!(ms >= 0 && ms < 60_000)) {
+    minuteStart = now - (((now % 60_000) + 60_000) % 60_000);
+    const iso = new Date(minuteStart).toISOString();
+    // `…THH:MM:` (the seconds and milliseconds of a minute's start are 00.000).
+    minutePrefix = `,"time":"${iso.slice(0, iso.length - 7)}`;
+    ms = now - minuteStart;
+  }
+  const seconds = (ms / 1000) | 0;
+  const millis = ms - seconds * 1000;
+  return `${minutePrefix}${seconds < 10 ? '0' : ''}${seconds}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z"`;
+}
+
 export interface LoggerOptions {
   level: LevelWithSilent;
   /** Where lines go; defaults to stdout. Tests pass a stream they can parse. */
@@ -31,7 +53,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { service: 'firstops-sidecar', ...options.base },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: () => isoTime(),
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: CENSOR },
     },
