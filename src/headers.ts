@@ -6,14 +6,24 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate', 'proxy-authorization',
 ]);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+/**
+ * The field names a Connection header lists, lower-cased. Every response of
+ * an upstream, and most requests, carry the same value (`keep-alive`), so
+ * the last value's set is kept and handed out again: callers only read it.
+ */
+let lastConnection: string | undefined;
+let lastTokens: ReadonlySet<string> = new Set();
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (!value) return undefined;
   const joined = Array.isArray(value) ? value.join(',') : value;
+  if (joined === lastConnection) return lastTokens;
   const tokens = new Set<string>();
   for (const token of joined.split(',')) {
     const name = token.trim().toLowerCase();
     if (name) tokens.add(name);
   }
+  lastConnection = joined;
+  lastTokens = tokens;
   return tokens;
 }
 
