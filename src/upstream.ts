@@ -1,4 +1,5 @@
-import { Agent, Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import * as undici from './undici.ts';
 import { loadClientCertificates, type ClientCertificate } from './client-certs.ts';
 import type { Config } from './config.ts';
 import { anyProxy, describeRoute, proxyFor, type EgressConfig, type ProxyServer } from './egress.ts';
@@ -16,7 +17,7 @@ export interface DispatcherOptions {
 }
 
 function directAgent(options: DispatcherOptions, tls?: ClientCertificate): Agent {
-  return new Agent({
+  return new undici.Agent({
     connect: { timeout: options.connectTimeoutMs, ...(tls ? { cert: tls.cert, key: tls.key } : {}) },
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: 0,
@@ -56,7 +57,7 @@ const MAX_ROUTES = 256;
  * client certificate, a dispatcher of its own. Routes are decided once per
  * origin; the request itself costs a Map lookup.
  */
-class EgressDispatcher extends Dispatcher {
+class EgressDispatcher extends undici.Dispatcher {
   readonly #options: DispatcherOptions;
   readonly #direct: Agent;
   readonly #proxies = new Map<string, Dispatcher>();
