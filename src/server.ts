@@ -132,7 +132,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     ? undefined
     : createDebugListener({ config, chain, identity, policy, logger });
   const proxyApp: Hono<ProxyEnv> = createProxyApp({
-    llm: createLlmHandler({ config, chain, dispatcher, metrics, budget }),
+    llm: createLlmHandler({ config, chain, dispatcher, metrics, budget, responseRules: () => policy?.current().responses }),
     mcp: createMcpHandler({ config, gateway, identity, metrics, budget }),
     logger,
   });

@@ -3,6 +3,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { compileRules, PolicyFileError, type LocalPolicy, type PolicyDoc } from './rules.ts';
 import schema from './policy.schema.json' with { type: 'json' };
+import { compileResponseRules } from '../response/rules.ts';
 
 export { MODEL_FIELD, PolicyFileError, RewriteTooLargeError } from './rules.ts';
 export type { FieldValue, JsonObjectBody, LocalCall, LocalPolicy, PolicyDoc } from './rules.ts';
@@ -29,7 +30,7 @@ function validate(doc: unknown): asserts doc is PolicyDoc {
   }
 }
 
-/** Parses (YAML or JSON: JSON is YAML), validates and compiles a policy document. */
+/** Parses (YAML or JSON: JSON is YAML), validates and compiles a policy document (its `responses` rules too, when it has some). */
 export function compilePolicy(text: string, origin: string): LocalPolicy {
   let doc: unknown;
   try {
@@ -38,5 +39,9 @@ export function compilePolicy(text: string, origin: string): LocalPolicy {
     throw new PolicyFileError(`${origin} is not valid YAML/JSON: ${(err as Error).message.split('\n', 1)[0]}`);
   }
   validate(doc);
-  return compileRules(doc, origin, createHash('sha256').update(text).digest('hex'));
+  const policy = compileRules(doc, origin, createHash('sha256').update(text).digest('hex'));
+  // Response rules are compiled here, not in compileRules: a policy worker
+  // (which compiles the validated document) governs request bodies only.
+  const responses = compileResponseRules(doc.responses);
+  return responses.ruleCount > 0 ? { ...policy, responses } : policy;
 }

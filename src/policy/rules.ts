@@ -2,6 +2,7 @@ import type { Edit } from '../json/edits.ts';
 import { escapeJsonString, fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
 import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
 import type { LocalVerdict } from './types.ts';
+import type { ResponseRules } from '../response/rules.ts';
 
 export class PolicyFileError extends Error {
   readonly code = 'invalid_policy';
@@ -71,6 +72,12 @@ export interface LocalPolicy {
   /** The body paths the rules read (id 0 is `model`): the scan reports their values. */
   readonly fields: FieldTrie;
   /**
+   * The compiled `responses` section (src/response/rules.ts), set by the
+   * loader (local.ts) when the file has response rules; absent in a policy
+   * worker, which governs request bodies only.
+   */
+  readonly responses?: ResponseRules | undefined;
+  /**
    * Synchronous and linear in the size of the input for every rule (RE2).
    * A redaction is a list of edits of the body's bytes, adding at most
    * `maxAddedBytes` (else RewriteTooLargeError).
@@ -91,6 +98,8 @@ export interface PolicyDoc {
   default?: 'allow' | 'deny';
   default_reason?: string;
   rules: RuleDoc[];
+  /** Rules on responses (src/response/rules.ts compiles them; the loader, not compileRules). */
+  responses?: unknown[];
 }
 
 /** Names a rule in messages by index and id, the way an operator finds it in the file. */

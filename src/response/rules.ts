@@ -1,5 +1,5 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { PolicyFileError } from '../policy/local.ts';
+import { PolicyFileError } from '../policy/rules.ts';
 import { compileGlobs, compilePattern, type Pattern } from '../policy/regex.ts';
 import schema from '../policy/policy.schema.json' with { type: 'json' };
 import { parseFieldPath, someFieldMatches, type FieldPath } from './fields.ts';

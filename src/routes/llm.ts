@@ -12,7 +12,9 @@ import { joinParts, partsLength, undiciBody } from '../json/edits.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import { ADMISSION_FACTOR, SMALL_BODY_BYTES } from '../memory/plan.ts';
 import { openUsageTap } from '../usage/tap.ts';
+import type { ResponseRules } from '../response/index.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
+import { relayGoverned } from './llm-response.ts';
 import { replyError, replySidecarError, targetOf } from './respond.ts';
 
 /** How many times a (lower-case) header name occurs in node's raw header list. */
@@ -38,6 +40,8 @@ export function createLlmHandler(deps: {
   dispatcher: Dispatcher;
   metrics: Metrics;
   budget: BodyBudget;
+  /** The loaded policy's response rules (issue 22), if any: answers are relayed through them. */
+  responseRules?: () => ResponseRules | undefined;
 }) {
   const { config, chain, dispatcher, metrics, budget } = deps;
 
@@ -121,16 +125,26 @@ export function createLlmHandler(deps: {
     const tap = config.usageMetrics
       ? openUsageTap({ provider, method: req.method, path: rest, bodyModel: result.model, metrics: metrics.genAi, record })
       : undefined;
+    // Read once per request, so one answer meets one version of the rules.
+    const responseRules = deps.responseRules?.();
+    const governed = responseRules !== undefined && responseRules.ruleCount > 0;
+    // A governed stream the gate ended early is cancelled after the client's answer is over.
+    const cancel = governed ? new AbortController() : undefined;
     const response = await hop.send(dispatcher.request({
       origin: upstream.origin,
       path: upstream.basePath + rest + target.search,
       method: req.method as Dispatcher.HttpMethod,
       headers,
       body: hadBody ? undiciBody(forwardBody) : undefined,
-      signal: hop.signal,
+      signal: cancel ? AbortSignal.any([hop.signal, cancel.signal]) : hop.signal,
     }));
     if (response instanceof Response) return response;
-    const relayed = await hop.relay(response, undefined, tap);
+    const relayed = governed
+      ? await relayGoverned(c, hop, response, {
+        provider, style, rules: responseRules, metrics, share, tap,
+        abortUpstream: () => cancel!.abort(new Error('the response gate ended the stream')),
+      })
+      : await hop.relay(response, undefined, tap);
     // The request's log line carries the usage: wait until the tap has recorded it.
     const recorded = tap?.settled();
     if (recorded) await recorded;

@@ -1,0 +1,207 @@
+// Response governance through the running sidecar (issue 22): the shipped examples/policy.yaml's response
+// rules, the official OpenAI SDK, a fake upstream that answers with tool calls (streamed and not).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import OpenAI from 'openai';
+import { startUpstream, chatCompletion, sendJson, type FakeUpstream } from '../helpers/upstream.ts';
+import { rawRequest } from '../helpers/raw.ts';
+import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
+import { chatCompletionBody, chatToolStream, KEY, SAFE, SHELL_LS, WITH_KEY, type ToolSpec } from '../response/streams.ts';
+
+const POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
+const SHELL_RM_ROOT: ToolSpec = { id: 'call_rm', name: 'run_shell', args: { command: 'rm -rf /', cwd: '/' } };
+const TOOLS = [
+  { type: 'function' as const, function: { name: 'run_shell', parameters: { type: 'object' } } },
+  { type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object' } } },
+];
+const ASK = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'go' }], tools: TOOLS };
+
+let upstream: FakeUpstream;
+let sidecar: TestSidecar;
+
+before(async () => {
+  upstream = await startUpstream();
+  sidecar = await startTestSidecar({ FIRSTOPS_POLICY_FILE: POLICY, FIRSTOPS_UPSTREAM_OPENAI: upstream.url });
+});
+
+after(async () => {
+  await sidecar.close([KEY]);
+  await upstream.close();
+});
+
+const openai = () => new OpenAI({ apiKey: TEST_API_KEY, baseURL: `${sidecar.url}/llm/openai/v1`, maxRetries: 0 });
+
+/** The upstream answers with these SSE events, one write each. */
+function streamEvents(events: readonly string[]): void {
+  upstream.handle(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (const event of events) {
+      res.write(event);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    res.end();
+  });
+}
+
+/** The body the sidecar puts on a client's socket for a streamed chat request (no SDK in between), de-chunked. */
+async function rawAnswer(): Promise<string> {
+  const body = JSON.stringify({ ...ASK, stream: true });
+  const port = Number(new URL(sidecar.url).port);
+  const answer = await rawRequest(port,
+    `POST /llm/openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  assert.equal(answer.status, 200);
+  return answer.body;
+}
+
+test('stream: an allowed tool call arrives intact, byte for byte', async () => {
+  const events = chatToolStream('Checking the weather.', [SAFE, SHELL_LS]);
+  streamEvents(events);
+  const stream = await openai().chat.completions.create({ ...ASK, stream: true });
+  const args = new Map<number, { name: string; args: string }>();
+  let text = '';
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta;
+    text += delta?.content ?? '';
+    for (const call of delta?.tool_calls ?? []) {
+      const seen = args.get(call.index) ?? { name: '', args: '' };
+      seen.name += call.function?.name ?? '';
+      seen.args += call.function?.arguments ?? '';
+      args.set(call.index, seen);
+    }
+  }
+  assert.equal(text, 'Checking the weather.');
+  assert.deepEqual(args.get(0), { name: 'get_weather', args: JSON.stringify(SAFE.args) });
+  assert.deepEqual(args.get(1), { name: 'run_shell', args: JSON.stringify(SHELL_LS.args) });
+
+  const raw = await rawAnswer();
+  assert.equal(raw, events.join(''), 'the events are relayed byte-exact');
+});
+
+test('stream: a run_shell call with rm -rf / raises in the SDK; its name never reaches the client', async () => {
+  streamEvents(chatToolStream('Cleaning up.', [SHELL_RM_ROOT]));
+  const stream = await openai().chat.completions.create({ ...ASK, stream: true });
+  let text = '';
+  const names: string[] = [];
+  await assert.rejects(async () => {
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) if (call.function?.name) names.push(call.function.name);
+    }
+  }, (err: Error) => err instanceof OpenAI.APIError && /blocked by FirstOps policy: destructive shell command/.test(err.message));
+  assert.equal(text, 'Cleaning up.', 'the text before the call arrived');
+  assert.deepEqual(names, []);
+
+  const raw = await rawAnswer();
+  assert.ok(!raw.includes('run_shell'), 'the denied name is not on the socket');
+  assert.ok(!raw.includes('rm -rf'), 'nor its arguments');
+  assert.match(raw, /^data: \{"error":\{.*blocked by FirstOps policy: destructive shell command/m, 'the stream ends with the error event');
+  assert.ok(!raw.includes('[DONE]'), 'the stream ends with the error event');
+  const line = sidecar.logs.requests().at(-1)!;
+  assert.equal(line.code, 'policy_denied');
+  assert.equal(line.policy_id, 'no-destructive-shell');
+  // The upstream is cancelled once the client's answer is over; the sidecar keeps serving.
+  upstream.handle((_req, res) => sendJson(res, 200, chatCompletion('still here')));
+  const after = await openai().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(after.choices[0]?.message.content, 'still here');
+});
+
+test('stream: after a deny the client gets the whole error answer, then the upstream is cancelled', async () => {
+  const events = chatToolStream('', [SHELL_RM_ROOT]);
+  // The upstream sends the call and its finish, then keeps the stream open (a generation going on).
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(events.slice(0, -2).join(''));
+  });
+  const aborted = upstream.aborts.next();
+  const raw = await rawAnswer();
+  assert.match(raw, /blocked by FirstOps policy/);
+  assert.ok(!raw.includes('run_shell'));
+  const seen = await aborted;
+  assert.equal(seen.url, '/v1/chat/completions');
+});
+
+test('stream: an API key in tool-call arguments arrives redacted', async () => {
+  streamEvents(chatToolStream('', [WITH_KEY]));
+  const stream = await openai().chat.completions.create({ ...ASK, stream: true });
+  let args = '';
+  for await (const chunk of stream) for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) args += call.function?.arguments ?? '';
+  const parsed = JSON.parse(args) as { headers: { authorization: string }; note: string; url: string };
+  assert.equal(parsed.headers.authorization, 'Bearer [redacted-key]');
+  assert.equal(parsed.note, WITH_KEY.args.note, 'the rest is untouched');
+  assert.equal(parsed.url, WITH_KEY.args.url);
+  assert.ok(!args.includes(KEY));
+});
+
+test('JSON: a denied tool call becomes the provider-shaped 403 (PermissionDeniedError)', async () => {
+  upstream.handle((_req, res) => sendJson(res, 200, chatCompletionBody(null, [SHELL_RM_ROOT])));
+  await assert.rejects(openai().chat.completions.create(ASK), (err: Error) => {
+    assert.ok(err instanceof OpenAI.PermissionDeniedError, String(err));
+    assert.match(err.message, /blocked by FirstOps policy: destructive shell command in a tool call/);
+    return true;
+  });
+  const line = sidecar.logs.requests().at(-1)!;
+  assert.equal(line.status, 403);
+  assert.equal(line.policy_id, 'no-destructive-shell');
+});
+
+test('JSON: an allowed response passes as it came; a redacted one with a correct Content-Length', async () => {
+  const allowed = JSON.stringify(chatCompletionBody('ok', [SAFE]));
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(allowed) });
+    res.end(allowed);
+  });
+  const plain = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify(ASK) });
+  assert.equal(await plain.text(), allowed);
+
+  upstream.handle((_req, res) => sendJson(res, 200, chatCompletionBody(null, [WITH_KEY])));
+  const redacted = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify(ASK) });
+  const text = await redacted.text();
+  assert.equal(redacted.headers.get('content-length'), String(Buffer.byteLength(text)));
+  assert.ok(!text.includes(KEY));
+  const completion = await openai().chat.completions.create(ASK);
+  const args = JSON.parse(completion.choices[0]!.message.tool_calls![0]!.type === 'function' ? (completion.choices[0]!.message.tool_calls![0] as { function: { arguments: string } }).function.arguments : '{}') as { headers: { authorization: string } };
+  assert.equal(args.headers.authorization, 'Bearer [redacted-key]');
+});
+
+test('JSON: a gzip response is decoded and governed; an unknown coding is refused, never passed', async () => {
+  const denied = gzipSync(JSON.stringify(chatCompletionBody(null, [SHELL_RM_ROOT])));
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': denied.length });
+    res.end(denied);
+  });
+  await assert.rejects(openai().chat.completions.create(ASK), OpenAI.PermissionDeniedError);
+
+  const redacted = gzipSync(JSON.stringify(chatCompletionBody(null, [WITH_KEY])));
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': redacted.length });
+    res.end(redacted);
+  });
+  const completion = await openai().chat.completions.create(ASK);
+  assert.match(JSON.stringify(completion.choices[0]!.message.tool_calls), /\[redacted-key\]/);
+
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'compress' });
+    res.end('whatever');
+  });
+  const refused = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify(ASK) });
+  assert.equal(refused.status, 502);
+  assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'response_encoding_unsupported');
+});
+
+test('JSON: a response over the 8 MiB the rules read is refused with response_too_large', async () => {
+  const big = JSON.stringify(chatCompletion('x'.repeat((8 << 20) + 10)));
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(big) });
+    res.end(big);
+  });
+  const refused = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify(ASK) });
+  assert.equal(refused.status, 502);
+  assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'response_too_large');
+});
+
+test('a non-2xx answer is relayed as before', async () => {
+  upstream.handle((_req, res) => sendJson(res, 429, { error: { message: 'slow down', type: 'rate_limit', code: null } }));
+  await assert.rejects(openai().chat.completions.create(ASK), OpenAI.RateLimitError);
+});
