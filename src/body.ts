@@ -41,9 +41,14 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     if (!/^\d+$/.test(declared) || !Number.isSafeInteger(length)) {
       return Promise.reject(new SidecarError('bad_request', 'invalid Content-Length'));
     }
-    if (length > maxBytes) return Promise.reject(new SidecarError('body_too_large', `${length} > ${maxBytes} bytes`));
+    if (length > maxBytes) {
+      req.resume(); // read and dropped: see stop() below
+      return Promise.reject(new SidecarError('body_too_large', `${length} > ${maxBytes} bytes`));
+    }
     if (length === 0) return Promise.resolve(EMPTY);
     if (budget && !budget.share.take(length * budget.factor, length <= budget.budget.smallBytes)) {
+      // Read and drop the body (no memory kept) so the client reads its 503 rather than a reset.
+      req.resume();
       return Promise.reject(overBudget(budget.budget, length * budget.factor));
     }
   } else if (req.headers['transfer-encoding'] === undefined) {
@@ -74,12 +79,10 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
       chunks = undefined;
       block = undefined;
       growable = undefined;
-      // Over the cap the connection closes after the 413. Over the budget it
-      // stays open and the rest of the body is read and dropped (no memory
-      // kept), so the client reads its 503 and may retry on the same
-      // connection; node's requestTimeout bounds a body that never ends.
-      if (err.code === 'body_budget_exhausted') req.resume();
-      else req.pause();
+      // The rest of the body is read and dropped (no memory kept), so a client
+      // still sending reads its 413 or 503 instead of a reset, and may go on
+      // on the same connection; node's requestTimeout bounds a body that never ends.
+      req.resume();
       reject(err);
     };
     const toBlock = (needed: number): void => {

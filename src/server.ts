@@ -14,6 +14,7 @@ import { createInspector } from './policy/pool.ts';
 import { createRemoteEvaluator } from './policy/remote.ts';
 import { createBodyBudget, type BodyBudget } from './memory/budget.ts';
 import { SMALL_BODY_BYTES } from './memory/plan.ts';
+import { RECLAIM_EVERY_BYTES, reclaimSoon } from './memory/reclaim.ts';
 import { openPolicyStore, type PolicyStore } from './policy/store.ts';
 import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestRecord } from './context.ts';
 import { createAdminApp } from './routes/admin.ts';
@@ -49,6 +50,9 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
+/** How long a refused connection keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 2_000;
+
 /** Answers what node's HTTP parser refuses (bad framing, huge headers, slow clients) with a JSON error. */
 function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -61,6 +65,13 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     : 'bad_request';
   const { status, message } = ERROR_TABLE[code];
   const body = JSON.stringify({ error: { code, message } });
+  // Lingering close: what the client is still sending is read and dropped for a
+  // moment, so its kernel does not see a reset (which can discard this answer
+  // before the client reads it) while it writes the rest of a large body.
+  socket.resume();
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
   socket.end(
     `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
@@ -84,7 +95,13 @@ function openBudget(config: Config, metrics: Metrics, logger: Logger): BodyBudge
   return createBodyBudget({
     bytes: memory.budgetBytes,
     smallBytes: SMALL_BODY_BYTES,
-    observer: { inUse: (bytes) => metrics.budgetBytes.set({ state: 'in_use' }, bytes) },
+    observer: {
+      inUse: (bytes) => metrics.budgetBytes.set({ state: 'in_use' }, bytes),
+      // A large body's memory is freed for real before its share is used again (memory/reclaim.ts).
+      released: (bytes) => {
+        if (bytes >= RECLAIM_EVERY_BYTES) reclaimSoon();
+      },
+    },
   });
 }
 

@@ -29,6 +29,20 @@ export function applyEdits(body: Uint8Array, edits: readonly Edit[]): Uint8Array
   return parts;
 }
 
+/**
+ * Parts that no longer hold `original`: the pieces that are views of it are
+ * copied out, when they are at most `1/8` of it (a redaction that rewrote
+ * most of a prompt). The original can then be freed while the rewrite goes on
+ * (to the gateway, which may answer with a third body). Returns the parts as
+ * they are when copying would cost more than it frees.
+ */
+export function detach(parts: readonly Uint8Array[], original: Uint8Array): readonly Uint8Array[] {
+  let viewed = 0;
+  for (const part of parts) if (part.buffer === original.buffer) viewed += part.length;
+  if (viewed === 0 || viewed > original.length / 8) return parts;
+  return parts.map((part) => (part.buffer === original.buffer ? Buffer.from(part) : part));
+}
+
 export function partsLength(parts: BodyParts): number {
   let n = 0;
   for (const part of parts) n += part.length;

@@ -29,6 +29,8 @@ export interface BudgetShare {
 export interface BudgetObserver {
   /** Called with the bytes in use after every change. */
   inUse?(bytes: number): void;
+  /** Called when a share gives back `bytes` (server.ts reclaims a large body's memory then). */
+  released?(bytes: number): void;
 }
 
 export function createBodyBudget(options: { bytes: number; smallBytes: number; observer?: BudgetObserver }): BodyBudget {
@@ -62,7 +64,10 @@ export function createBodyBudget(options: { bytes: number; smallBytes: number; o
         release() {
           if (released) return;
           released = true;
-          if (taken > 0) changed(-taken);
+          if (taken > 0) {
+            changed(-taken);
+            observer?.released?.(taken);
+          }
           taken = 0;
         },
       };

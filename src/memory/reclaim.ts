@@ -31,6 +31,29 @@ function collector(): Gc | undefined {
 /** Bytes of a body between two collections. */
 export const RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
 
+/**
+ * A full collection. Giving a large body's budget share back is only honest
+ * once its memory is free: the body, its rewrite and a decoded payload live
+ * in the old generation and as external memory, which V8 frees at a full
+ * collection it has no reason to run soon. Without one, the next large body
+ * was admitted on top of the last one's garbage (a 256Mi container was killed
+ * that way). A few milliseconds, once per large body.
+ */
+export function reclaimAll(): void {
+  collector()?.({ type: 'major' });
+}
+
+/** Runs reclaimAll once the current turn is over (the caller's frames no longer hold what they freed). */
+export function reclaimSoon(): void {
+  if (pending) return;
+  pending = true;
+  setImmediate(() => {
+    pending = false;
+    reclaimAll();
+  });
+}
+let pending = false;
+
 /** Collects the young generation, where dead socket chunks and decode buffers sit. */
 export function reclaimYoung(): void {
   collector()?.({ type: 'minor' });

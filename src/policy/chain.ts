@@ -4,8 +4,9 @@ import type { Metrics } from '../metrics.ts';
 import type { InspectInput } from './inspect.ts';
 import type { LocalPolicy } from './local.ts';
 import type { Inspector } from './pool.ts';
-import { applyEdits, type BodyParts } from '../json/edits.ts';
-import { encodeLlmEvent, type ChainResult, type LocalVerdict, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
+import { applyEdits, detach, type BodyParts } from '../json/edits.ts';
+import { RECLAIM_EVERY_BYTES, reclaimSoon } from '../memory/reclaim.ts';
+import { encodeLlmEvent, type ChainResult, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
 
 const MAX_LOGGED_NAME = 256;
 
@@ -84,11 +85,12 @@ export function createPolicyChain(options: {
       const endLocal = local ? metrics.policyDuration.startTimer({ source: 'local' }) : undefined;
       const inspection = await inspector.inspect(request, local, { signal, maxAddedBytes });
       endLocal?.();
+      const { toolName } = request;
       const original: BodyParts = [request.body];
       if (inspection.kind === 'aborted') return { kind: 'aborted' };
       if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
       if (inspection.kind === 'unfinished') {
-        return failed('local', 'policy_budget_exceeded', request.toolName, inspection.reason, original, '');
+        return failed('local', 'policy_budget_exceeded', toolName, inspection.reason, original, '');
       }
 
       let forwardBody = original;
@@ -97,9 +99,10 @@ export function createPolicyChain(options: {
       let policyId = '';
       let reason = '';
       const model = inspection.model;
-      const note = (from: PolicySource, verdict: LocalVerdict | RemoteVerdict): void => {
+      /** Records a verdict; a modify's `body` is what is forwarded from then on. */
+      const note = (from: PolicySource, verdict: { action: string; policyId: string; reason: string; body?: BodyParts }): void => {
         if (verdict.action === 'modify') {
-          forwardBody = 'edits' in verdict ? applyEdits(request.body, verdict.edits) : verdict.body;
+          forwardBody = verdict.body!;
           outcome = 'modify';
         }
         if (verdict.action === 'modify' || verdict.policyId) {
@@ -113,7 +116,15 @@ export function createPolicyChain(options: {
         metrics.decisions.inc({ source: 'local', outcome: inspection.local.action });
         const stopped = refusal(inspection.local, 'local');
         if (stopped) return { ...stopped, model };
-        note('local', inspection.local);
+        if (inspection.local.action === 'modify') {
+          // The rewrite holds none of the original where it can (edits.detach), and nothing here
+          // refers to the original after this: a large one is freed before the gateway answers.
+          const rewritten = detach(applyEdits(request.body, inspection.local.edits), request.body);
+          if (rewritten !== forwardBody && request.body.length >= RECLAIM_EVERY_BYTES) reclaimSoon();
+          note('local', { action: 'modify', policyId: inspection.local.policyId, reason: inspection.local.reason, body: rewritten });
+        } else {
+          note('local', inspection.local);
+        }
       }
 
       const remote = askRemote && inspection.isObject ? options.remote() : undefined;
@@ -126,10 +137,10 @@ export function createPolicyChain(options: {
         const end = metrics.policyDuration.startTimer({ source: 'remote' });
         try {
           // The event carries what would be forwarded: after a local redaction, the redacted body.
-          verdict = await remote.evaluate(encodeLlmEvent(request.toolName, forwardBody), { signal, reserve });
+          verdict = await remote.evaluate(encodeLlmEvent(toolName, forwardBody), { signal, reserve });
         } catch (err) {
           if (signal?.aborted) return { kind: 'aborted' };
-          return { ...failed('remote', 'policy_unavailable', request.toolName, (err as Error).message, forwardBody, policyId), model };
+          return { ...failed('remote', 'policy_unavailable', toolName, (err as Error).message, forwardBody, policyId), model };
         } finally {
           end();
         }

@@ -2,6 +2,7 @@
 // main thread. Its only side effect is answering the messages it is sent.
 import { parentPort } from 'node:worker_threads';
 import { inspect, type InspectInput } from './inspect.ts';
+import { RECLAIM_EVERY_BYTES, reclaimSoon } from '../memory/reclaim.ts';
 import { compileRules, type LocalPolicy } from './rules.ts';
 import type { TaskMessage, ResultMessage } from './pool.ts';
 
@@ -31,6 +32,8 @@ parentPort!.on('message', (message: TaskMessage) => {
       }
     }
     parentPort!.postMessage(reply, transfer);
+    // A large body's redaction leaves its transients in this thread's heap: free them before the next task.
+    if (input.body.length >= RECLAIM_EVERY_BYTES) reclaimSoon();
   } catch (err) {
     reply = { id: message.id, error: (err as Error).message };
     parentPort!.postMessage(reply);

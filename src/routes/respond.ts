@@ -23,13 +23,13 @@ export function targetOf(c: Context<ProxyEnv>): Target {
   return target;
 }
 
-/** Codes after which the rest of the request body may still be on the wire: close the connection. */
-const CLOSE_AFTER = new Set(['body_too_large', 'bad_request', 'invalid_json', 'unsupported_content_encoding']);
 /**
- * Codes a client should retry after a pause (the SDKs honour Retry-After).
- * The connection stays open: node discards the unread body (no memory kept),
- * so the client reads this answer rather than a reset.
+ * Codes after which the rest of the request body may still be on the wire:
+ * close the connection. Not the cap's 413 or the budget's 503: body.ts reads
+ * and drops the rest, so a client still sending reads the answer, not a reset.
  */
+const CLOSE_AFTER = new Set(['bad_request', 'invalid_json', 'unsupported_content_encoding']);
+/** Codes a client should retry after a pause (the SDKs honour Retry-After). */
 const RETRY_AFTER: Record<string, string> = { body_budget_exhausted: '1' };
 
 /**

@@ -177,6 +177,9 @@ function imageNodeEnv(): Record<string, string> {
   const env: Record<string, string> = { NODE_ENV: 'production' };
   const options = /NODE_OPTIONS=(\S+)/.exec(runtime)?.[1];
   if (options) env.NODE_OPTIONS = options.replace(/^"|"$/g, '');
+  // glibc's allocator settings, where the image sets them (they decide whether freed native memory leaves the RSS).
+  for (const m of runtime.matchAll(/\b(MALLOC_[A-Z_]+)=(\S+)/g)) env[m[1]!] = m[2]!.replace(/^"|"$/g, '');
+  for (const [name, value] of Object.entries(process.env)) if (name.startsWith('MALLOC_') && value !== undefined) env[name] = value;
   return env;
 }
 const NODE_ENV = imageNodeEnv();
@@ -353,7 +356,7 @@ async function measure(policy: Policy, text: Text, sizeMib: number, chunked: boo
 // ---- run ---------------------------------------------------------------------
 const rows: Row[] = [];
 const plan: Array<[Policy, Text, number, boolean]> = [];
-for (const policy of POLICIES) {
+for (const policy of POLICIES.filter((p) => !process.env.BENCH_POLICY || p.name === process.env.BENCH_POLICY)) {
   for (const text of ['plain', 'emails'] as const) {
     for (const size of SIZES) plan.push([policy, text, size, false]);
     plan.push([policy, text, CHUNKED_MIB, true]);
