@@ -1,6 +1,7 @@
 import type { Edit } from '../json/edits.ts';
 import { escapeJsonString, fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
 import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
+import { cannotMatchSpace, sourceOffsets, WINDOW_BYTES, windowEnds } from './windows.ts';
 import type { LocalVerdict } from './types.ts';
 import type { ResponseRules } from '../response/rules.ts';
 
@@ -15,6 +16,8 @@ export class PolicyFileError extends Error {
 interface Redaction {
   readonly pattern: Pattern;
   readonly replacement: string;
+  /** The pattern cannot match a space, so a long string may be redacted in windows cut at spaces (windows.ts). */
+  readonly spaceFree: boolean;
 }
 
 interface Rule {
@@ -119,7 +122,7 @@ function compileRule(doc: RuleDoc, index: number, fieldId: (path: readonly strin
   const name = ruleName(doc, index);
   const redact = (doc.redact ?? []).map((r, i) => {
     try {
-      return { pattern: compilePattern(r.pattern, `g${r.flags ?? ''}`), replacement: r.replacement ?? '[REDACTED]' };
+      return { pattern: compilePattern(r.pattern, `g${r.flags ?? ''}`), replacement: r.replacement ?? '[REDACTED]', spaceFree: cannotMatchSpace(r.pattern) };
     } catch (err) {
       if ((err as { code?: string }).code === 'native_module') throw err;
       throw refused(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
@@ -176,35 +179,59 @@ function matches(rule: Rule, call: LocalCall): boolean {
   return true;
 }
 
+/** Every redaction in turn on `value`; undefined when nothing changed. */
+function redactValue(value: Uint8Array, redactions: readonly Redaction[]): Uint8Array | undefined {
+  let changed = false;
+  for (const r of redactions) {
+    r.pattern.lastIndex = 0;
+    if (!r.pattern.test(value as Buffer)) continue;
+    r.pattern.lastIndex = 0;
+    const next = r.pattern.replace(value as Buffer, r.replacement) as unknown as Buffer;
+    if (next.equals(value)) continue;
+    value = next;
+    changed = true;
+  }
+  return changed ? value : undefined;
+}
+
 /**
  * Every redaction applied in turn to every string value (not keys), on the
  * value's UTF-8 bytes: RE2 reads a Buffer natively, so no UTF-16 copy of a
- * large prompt is made. A value that changes becomes one edit (its new
- * content, JSON-escaped); the rest of the body stays as it was, byte for byte.
+ * large prompt is made. A value that changes becomes an edit (its new
+ * content, JSON-escaped); the rest of the body stays as it was, byte for
+ * byte. A long value whose rule's patterns cannot match a space is redacted
+ * in windows cut at spaces (windows.ts), one edit per changed window.
  */
 function redactEdits(json: JsonObjectBody, redactions: readonly Redaction[], maxAddedBytes: number): Edit[] {
   const edits: Edit[] = [];
   const bytes = json.bytes;
+  const windowed = redactions.every((r) => r.spaceFree);
   let added = 0;
+  const push = (start: number, end: number, value: Uint8Array): void => {
+    const content = escapeJsonString(value);
+    added += content.length;
+    if (added > maxAddedBytes) throw new RewriteTooLargeError(maxAddedBytes);
+    edits.push({ start, end, bytes: content });
+  };
   const scanned = scanJson(bytes, {
     maxDepth: Number.POSITIVE_INFINITY,
     string(start, end, escaped) {
-      let value: Uint8Array = escaped ? unescapeJsonString(bytes, start, end) : bytes.subarray(start, end);
-      let changed = false;
-      for (const r of redactions) {
-        r.pattern.lastIndex = 0;
-        if (!r.pattern.test(value as Buffer)) continue;
-        r.pattern.lastIndex = 0;
-        const next = r.pattern.replace(value as Buffer, r.replacement) as unknown as Buffer;
-        if (next.equals(value)) continue;
-        value = next;
-        changed = true;
+      const value: Uint8Array = escaped ? unescapeJsonString(bytes, start, end) : bytes.subarray(start, end);
+      if (!windowed || value.length <= WINDOW_BYTES * 2) {
+        const redacted = redactValue(value, redactions);
+        if (redacted) push(start, end, redacted);
+        return;
       }
-      if (!changed) return;
-      const content = escapeJsonString(value);
-      added += content.length;
-      if (added > maxAddedBytes) throw new RewriteTooLargeError(maxAddedBytes);
-      edits.push({ start, end, bytes: content });
+      const ends = windowEnds(value);
+      const sources = escaped ? sourceOffsets(bytes, start, end, ends) : ends.map((e) => start + e);
+      let from = 0;
+      let sourceFrom = start;
+      ends.forEach((to, k) => {
+        const redacted = redactValue(value.subarray(from, to), redactions);
+        if (redacted) push(sourceFrom, sources[k]!, redacted);
+        from = to;
+        sourceFrom = sources[k]!;
+      });
     },
   });
   if (!scanned.ok) throw new Error(`redaction scan of a checked body failed (${scanned.problem})`);
