@@ -4,7 +4,7 @@ import { readClientCertFiles, type ClientCertFiles } from './client-certs.ts';
 import { PROXY_MODES, describeRoute, readEgress, type EgressConfig } from './egress.ts';
 import type { LevelWithSilent } from 'pino';
 import { readMemoryLimit, type MemoryLimit } from './memory/limit.ts';
-import { planMemory, type MemoryPlan } from './memory/plan.ts';
+import { describeMemory, planMemory, type MemoryPlan } from './memory/plan.ts';
 
 export type FailMode = 'closed' | 'open';
 export type RemotePolicyMode = 'auto' | 'off';
@@ -309,14 +309,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
       targets,
     },
     tls_client_certificates: Object.fromEntries([...clientCerts].map(([name, files]) => [name, files])),
-    memory: {
-      limit_bytes: memory.limitBytes,
-      limit_source: memory.limitSource,
-      baseline_bytes: memory.baselineBytes,
-      budget_bytes: memory.budgetBytes,
-      max_body_bytes: memory.maxBodyBytes,
-      max_body_source: memory.maxBodySource,
-      warning: memory.warning ?? null,
-    },
+    memory: { ...describeMemory(memory), warning: memory.warning ?? null },
   };
 }

@@ -13,7 +13,7 @@ import { createPolicyChain } from './policy/chain.ts';
 import { createInspector } from './policy/pool.ts';
 import { createRemoteEvaluator } from './policy/remote.ts';
 import { createBodyBudget, type BodyBudget } from './memory/budget.ts';
-import { SMALL_BODY_BYTES } from './memory/plan.ts';
+import { describeMemory, SMALL_BODY_BYTES } from './memory/plan.ts';
 import { RECLAIM_EVERY_BYTES, reclaimSoon } from './memory/reclaim.ts';
 import { openPolicyStore, type PolicyStore } from './policy/store.ts';
 import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestRecord } from './context.ts';
@@ -82,14 +82,7 @@ function openBudget(config: Config, metrics: Metrics, logger: Logger): BodyBudge
   const { memory } = config;
   metrics.budgetBytes.set({ state: 'limit' }, memory.budgetBytes);
   metrics.budgetBytes.set({ state: 'in_use' }, 0);
-  const fields = {
-    limit_bytes: memory.limitBytes,
-    limit_source: memory.limitSource,
-    baseline_bytes: memory.baselineBytes,
-    budget_bytes: memory.budgetBytes,
-    max_body_bytes: memory.maxBodyBytes,
-    max_body_source: memory.maxBodySource,
-  };
+  const fields = describeMemory(memory);
   if (memory.warning) logger.warn({ component: 'memory', ...fields }, memory.warning);
   else logger.info({ component: 'memory', ...fields }, 'memory budget for request bodies in flight');
   return createBodyBudget({

@@ -69,3 +69,15 @@ export function planMemory(options: { limit: MemoryLimit; rssBytes: number; budg
     warning,
   };
 }
+
+/** The plan as `check` and the start-up log line show it (snake_case, bytes). */
+export function describeMemory(plan: MemoryPlan): Record<string, number | string> {
+  return {
+    limit_bytes: plan.limitBytes,
+    limit_source: plan.limitSource,
+    baseline_bytes: plan.baselineBytes,
+    budget_bytes: plan.budgetBytes,
+    max_body_bytes: plan.maxBodyBytes,
+    max_body_source: plan.maxBodySource,
+  };
+}
