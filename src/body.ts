@@ -47,9 +47,16 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     }
     if (length === 0) return Promise.resolve(EMPTY);
     if (budget && !budget.share.take(length * budget.factor, length <= budget.budget.smallBytes)) {
-      // Read and drop the body (no memory kept) so the client reads its 503 rather than a reset.
-      req.resume();
-      return Promise.reject(overBudget(budget.budget, length * budget.factor));
+      // The body (at most the cap) is read and dropped before the 503 is sent:
+      // no memory is kept, and the client, done writing, reads its answer
+      // rather than a reset.
+      const err = overBudget(budget.budget, length * budget.factor);
+      return new Promise<Buffer>((_resolve, reject) => {
+        const done = (): void => reject(err);
+        req.once('end', done);
+        req.once('close', () => (req.complete ? done() : reject(new ClientAbortedError())));
+        req.resume();
+      });
     }
   } else if (req.headers['transfer-encoding'] === undefined) {
     return Promise.resolve(EMPTY);

@@ -69,12 +69,23 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   // moment, so its kernel does not see a reset (which can discard this answer
   // before the client reads it) while it writes the rest of a large body.
   socket.resume();
-  const linger = setTimeout(() => socket.destroy(), LINGER_MS);
-  linger.unref();
-  socket.once('close', () => clearTimeout(linger));
-  socket.end(
-    `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+  const answer = (): void => {
+    if (socket.destroyed) return;
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+    linger.unref();
+    socket.once('close', () => clearTimeout(linger));
+    socket.end(
+      `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  };
+  // A request read whole from this connection (the bytes after it are what
+  // failed) gets its own answer first: ending the socket under it would turn
+  // that answer into a reset. One still reading its body (the client left
+  // mid-body) is ended with the socket. node keeps the response in flight on
+  // the socket.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight && inFlight.req.complete && !inFlight.writableFinished) inFlight.once('close', answer);
+  else answer();
 }
 
 /** The in-flight body budget, its gauges, and one line saying how it was sized (a warning when the cap does not fit it). */
