@@ -8,6 +8,8 @@ import { describeMemory, planMemory, type MemoryPlan } from './memory/plan.ts';
 
 export type FailMode = 'closed' | 'open';
 export type RemotePolicyMode = 'auto' | 'off';
+/** Whether answers are also evaluated by EvaluateHook (post_tool_use): one more gateway call per governed response. */
+export type ResponseRemoteMode = 'off' | 'on';
 
 export interface UpstreamConfig {
   /** Provider name as it appears in the route, lower-cased. */
@@ -29,6 +31,8 @@ export interface Config {
   readonly policyFile: string | undefined;
   readonly remotePolicy: RemotePolicyMode;
   readonly failMode: FailMode;
+  /** FIRSTOPS_RESPONSE_REMOTE: `on` asks the gateway about each governed answer (issue 22), `off` (the default) keeps response rules local. */
+  readonly responseRemote: ResponseRemoteMode;
   readonly policyTimeoutMs: number;
   readonly policyBudgetMs: number;
   readonly policyWorkers: number;
@@ -75,6 +79,7 @@ export const VARIABLES = {
   FIRSTOPS_POLICY_FILE: undefined,
   FIRSTOPS_REMOTE_POLICY: 'auto',
   FIRSTOPS_FAIL_MODE: 'closed',
+  FIRSTOPS_RESPONSE_REMOTE: 'off',
   FIRSTOPS_POLICY_TIMEOUT_MS: '5000',
   FIRSTOPS_POLICY_BUDGET_MS: '10000',
   FIRSTOPS_POLICY_WORKERS: '1',
@@ -256,6 +261,7 @@ export function loadConfig(env: Env, probe: MemoryProbe = probeMemory()): Config
     policyFile,
     remotePolicy: r.oneOf('FIRSTOPS_REMOTE_POLICY', ['auto', 'off'] as const),
     failMode: r.oneOf('FIRSTOPS_FAIL_MODE', ['closed', 'open'] as const),
+    responseRemote: r.oneOf('FIRSTOPS_RESPONSE_REMOTE', ['off', 'on'] as const),
     policyTimeoutMs: r.integer('FIRSTOPS_POLICY_TIMEOUT_MS', 1, 600_000),
     policyBudgetMs: r.integer('FIRSTOPS_POLICY_BUDGET_MS', 1, 600_000),
     policyWorkers: r.integer('FIRSTOPS_POLICY_WORKERS', 1, 64),

@@ -13,6 +13,10 @@ export interface RequestRecord {
   source: PolicySource | undefined;
   reason: string | undefined;
   code: string | undefined;
+  /** The answer's verdict (src/routes/llm-response.ts): `decision` and the rest describe the request. */
+  responseDecision: string | undefined;
+  responsePolicyId: string | undefined;
+  responseSource: PolicySource | undefined;
   bytesIn: number;
   bytesOut: number;
   /** From the usage meter (src/usage/): the model requested (or, failing that, answering), and the tokens reported. */
@@ -40,6 +44,9 @@ export function newRecord(route: Route): RequestRecord {
     source: undefined,
     reason: undefined,
     code: undefined,
+    responseDecision: undefined,
+    responsePolicyId: undefined,
+    responseSource: undefined,
     bytesIn: 0,
     bytesOut: 0,
     model: undefined,

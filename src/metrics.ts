@@ -6,6 +6,8 @@ export type Route = 'llm' | 'mcp' | 'other';
 export type DecisionSource = 'local' | 'remote';
 /** `fail_open` is its own outcome: a pass that no policy approved. */
 export type DecisionOutcome = 'allow' | 'deny' | 'modify' | 'ask' | 'fail_open' | 'fail_closed' | 'skipped';
+/** What was judged: the request the agent sent, or the answer it gets (issue 22). */
+export type DecisionPhase = 'request' | 'response';
 
 const KNOWN_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 /**
@@ -26,7 +28,9 @@ export interface Metrics {
   readonly requests: Counter<'route' | 'provider' | 'method' | 'status'>;
   readonly requestDuration: Histogram<'route' | 'provider'>;
   readonly inflight: Gauge<'route'>;
-  readonly decisions: Counter<'source' | 'outcome'>;
+  readonly decisions: Counter<'source' | 'outcome' | 'phase'>;
+  /** How long a streamed tool call (or governed text part) was held back before its release or drop. */
+  readonly responseHold: Histogram<'kind' | 'outcome'>;
   readonly policyDuration: Histogram<'source'>;
   readonly upstreamErrors: Counter<'route' | 'code'>;
   readonly streamsActive: Gauge<'route'>;
@@ -84,8 +88,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     decisions: new Counter({
       name: 'firstops_policy_decisions_total',
-      help: 'Policy outcomes by source; fail_open counts passes no policy approved, fail_closed refusals for the same cause.',
-      labelNames: ['source', 'outcome'],
+      help: 'Policy outcomes by source and phase (request: what the agent sent; response: what the model answered); fail_open counts passes no policy approved, fail_closed refusals for the same cause.',
+      labelNames: ['source', 'outcome', 'phase'],
+      registers,
+    }),
+    responseHold: new Histogram({
+      name: 'firstops_response_hold_seconds',
+      help: 'Time a streamed tool call (kind="tool_call") or governed text part (kind="text") was held back by the response rules, from its first event to its release (outcome allow, modify) or drop (deny).',
+      labelNames: ['kind', 'outcome'],
+      buckets: LATENCY_BUCKETS,
       registers,
     }),
     policyDuration: new Histogram({

@@ -153,7 +153,11 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     ? undefined
     : createDebugListener({ config, chain, identity, policy, logger });
   const proxyApp: Hono<ProxyEnv> = createProxyApp({
-    llm: createLlmHandler({ config, chain, dispatcher, metrics, budget, responseRules: () => policy?.current().responses }),
+    llm: createLlmHandler({
+      config, chain, dispatcher, metrics, budget, logger,
+      responseRules: () => policy?.current().responses,
+      responseRemote: () => (config.responseRemote === 'on' && config.remotePolicy !== 'off' && identity.current() ? remote : undefined),
+    }),
     mcp: createMcpHandler({ config, gateway, identity, metrics, budget }),
     logger,
   });
@@ -209,6 +213,9 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
       source: record.source,
       reason: record.reason?.slice(0, MAX_LOGGED_REASON),
       code: record.code,
+      response_decision: record.responseDecision,
+      response_policy_id: record.responsePolicyId,
+      response_source: record.responseSource,
       bytes_in: record.bytesIn,
       bytes_out: record.bytesOut,
     };

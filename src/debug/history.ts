@@ -15,6 +15,10 @@ export interface RequestLine {
   readonly source: string | undefined;
   readonly reason: string | undefined;
   readonly code: string | undefined;
+  /** The answer's verdict (issue 22), when response rules or remote response evaluation judged it. */
+  readonly response_decision: string | undefined;
+  readonly response_policy_id: string | undefined;
+  readonly response_source: string | undefined;
   readonly bytes_in: number;
   readonly bytes_out: number;
 }

@@ -19,7 +19,7 @@ label{margin-right:.8rem}input[type=text]{width:28rem}textarea{width:100%;height
 
 const SCRIPT = `
 'use strict';
-const COLUMNS = ['time','method','path','status','decision','policy_id','reason','source','provider','code','duration_ms','bytes_in','bytes_out'];
+const COLUMNS = ['time','method','path','status','decision','policy_id','reason','source','response_decision','response_policy_id','provider','code','duration_ms','bytes_in','bytes_out'];
 const MAX_ROWS = 500;
 const $ = (id) => document.getElementById(id);
 const seen = new Set();
@@ -95,7 +95,7 @@ export const PAGE_HTML = `<!doctype html>
 <body>
 <h1>firstops-sidecar debug</h1>
 <section><h2>Requests <span id="stream-state">connecting</span></h2>
-<table><thead><tr><th>time</th><th>method</th><th>path</th><th>status</th><th>decision</th><th>policy</th><th>reason</th><th>source</th><th>provider</th><th>code</th><th>ms</th><th>in</th><th>out</th></tr></thead>
+<table><thead><tr><th>time</th><th>method</th><th>path</th><th>status</th><th>decision</th><th>policy</th><th>reason</th><th>source</th><th>response</th><th>response policy</th><th>provider</th><th>code</th><th>ms</th><th>in</th><th>out</th></tr></thead>
 <tbody id="rows"></tbody></table></section>
 <section><h2>Dry run</h2>
 <form id="dry-run">

@@ -61,7 +61,7 @@ export function createPolicyChain(options: {
   /** The fail mode's answer when `source` gave none; `body` is what open mode forwards. */
   const failed = (source: PolicySource, code: UnavailableCode, toolName: string, why: string, body: BodyParts, policyId: string): ChainResult => {
     const outcome = failMode === 'open' ? 'fail_open' : 'fail_closed';
-    metrics.decisions.inc({ source, outcome });
+    metrics.decisions.inc({ source, outcome, phase: 'request' });
     log.warn(
       { tool_name: toolName.slice(0, MAX_LOGGED_NAME), source, code, reason: why },
       `${source} policy evaluation failed; ${failMode === 'open' ? 'forwarding' : 'refusing'} (FIRSTOPS_FAIL_MODE=${failMode})`,
@@ -113,7 +113,7 @@ export function createPolicyChain(options: {
       };
 
       if (inspection.local) {
-        metrics.decisions.inc({ source: 'local', outcome: inspection.local.action });
+        metrics.decisions.inc({ source: 'local', outcome: inspection.local.action, phase: 'request' });
         const stopped = refusal(inspection.local, 'local');
         if (stopped) return { ...stopped, model };
         if (inspection.local.action === 'modify') {
@@ -129,7 +129,7 @@ export function createPolicyChain(options: {
 
       const remote = askRemote && inspection.isObject ? options.remote() : undefined;
       if (!inspection.local && !remote) {
-        metrics.decisions.inc({ source: 'none', outcome: 'skipped' });
+        metrics.decisions.inc({ source: 'none', outcome: 'skipped', phase: 'request' });
         return { kind: 'forward', body: forwardBody, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
       }
       if (remote) {
@@ -144,7 +144,7 @@ export function createPolicyChain(options: {
         } finally {
           end();
         }
-        metrics.decisions.inc({ source: 'remote', outcome: verdict.action });
+        metrics.decisions.inc({ source: 'remote', outcome: verdict.action, phase: 'request' });
         const stopped = refusal(verdict, 'remote');
         if (stopped) return { ...stopped, model };
         note('remote', verdict);

@@ -5,11 +5,13 @@ export const AGENT_LABEL = 'firstops-sdk';
 
 /** The EvaluateHook event, in the SDK's wire form (optional fields only when set). */
 export interface HookEvent {
-  readonly event_type: 'pre_tool_use';
+  readonly event_type: 'pre_tool_use' | 'post_tool_use';
   readonly agent: string;
   readonly tool_name: string;
   readonly channel?: string;
   readonly tool_input?: Record<string, unknown>;
+  /** post_tool_use: what the model answered (src/routes/response-remote.ts). */
+  readonly tool_output?: Record<string, unknown>;
   readonly producer_can_apply_modify?: true;
 }
 
@@ -25,6 +27,20 @@ export function encodeLlmEvent(toolName: string, toolInput: BodyParts): Uint8Arr
   return [head, ...toolInput, EVENT_TAIL];
 }
 const EVENT_TAIL = Buffer.from(',"producer_can_apply_modify":true}');
+
+/**
+ * The `llm` channel's response event (issue 22): the request body as the
+ * upstream received it (`tool_input`, the same bytes as the request's event)
+ * and the model's answer (`tool_output`, a JSON object's bytes), spliced
+ * without a second serialisation. Field order is the SDK's wire order
+ * (firstops-python events.py ActionEvent.to_wire).
+ */
+export function encodePostToolUseEvent(toolName: string, toolInput: BodyParts, toolOutput: BodyParts): Uint8Array[] {
+  const head = Buffer.from(`{"event_type":"post_tool_use","agent":"${AGENT_LABEL}","tool_name":${JSON.stringify(toolName)},"tool_input":`);
+  return [head, ...toolInput, OUTPUT_KEY, ...toolOutput, POST_TAIL];
+}
+const OUTPUT_KEY = Buffer.from(',"tool_output":');
+const POST_TAIL = Buffer.from(',"channel":"llm","producer_can_apply_modify":true}');
 
 export type PolicySource = 'local' | 'remote';
 

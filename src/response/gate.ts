@@ -33,6 +33,8 @@ export interface HeldReport {
   /** What was decided; `deny` also when the gate ended the stream for a failure. */
   readonly action: 'allow' | 'deny' | 'modify';
   readonly policyId: string;
+  /** Who decided: the local rules, or the remote hook. */
+  readonly source: 'local' | 'remote';
 }
 
 /** How the response ended, reported once. */
@@ -45,6 +47,8 @@ export interface GateSummary {
   readonly code: GateFailure | undefined;
   readonly toolCalls: number;
   readonly modified: number;
+  /** Who decided the outcome: the remote hook when its answer denied or changed something, else the local rules. */
+  readonly source: 'local' | 'remote';
 }
 
 export interface ResponseGateOptions {
@@ -58,6 +62,13 @@ export interface ResponseGateOptions {
   readonly incomplete?: 'deny' | 'evaluate' | undefined;
   readonly now?: (() => number) | undefined;
   readonly onHeld?: ((report: HeldReport) => void) | undefined;
+  /**
+   * Asked, with the increase, whenever what the gate holds (held events and
+   * an incomplete one) grows past its peak so far: false ends the stream
+   * with `body_budget_exhausted` (the request's memory share; see
+   * src/memory/budget.ts).
+   */
+  readonly reserve?: ((bytes: number) => boolean) | undefined;
   readonly onEnd?: ((summary: GateSummary) => void) | undefined;
 }
 
@@ -96,6 +107,7 @@ interface Unit {
   queued: number;
   reported: boolean;
   name: string;
+  source: 'local' | 'remote';
 }
 
 const DONE = '[DONE]';
@@ -155,7 +167,7 @@ export function judgeText(rules: ResponseRules, parts: readonly TextPart[]): Par
  * Gemini candidate's whole text): text then no longer streams live. The
  * remote hook is asked about tool calls only.
  *
- * Otherwise events that cannot start a call (none of the family's markers,
+ * Otherwise (no remote hook) events that cannot start a call (none of the family's markers,
  * no `\u` escape) are not parsed while no call is open. Output goes to
  * `sink`, synchronously with `write` for what is not held.
  */
@@ -185,6 +197,9 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   let timer: NodeJS.Timeout | undefined;
   let modified = 0;
   let firstModify: PartVerdict | undefined;
+  let modifySource: 'local' | 'remote' = 'local';
+  /** The most the gate has held at once: what it has taken with `reserve`. */
+  let reserved = 0;
 
   const callCount = (): number => {
     let n = 0;
@@ -226,39 +241,41 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   function report(u: Unit, action: HeldReport['action'], policyId: string): void {
     if (u.reported) return;
     u.reported = true;
-    options.onHeld?.({ key: u.key, kind: u.kind, name: u.name, ms: now() - u.since, bytes: u.bytes, action, policyId });
+    options.onHeld?.({ key: u.key, kind: u.kind, name: u.name, ms: now() - u.since, bytes: u.bytes, action, policyId, source: u.source });
   }
 
   /** Ends the stream with an error event: a denial, or a failure. */
-  function terminate(body: ErrorBody, summary: Omit<GateSummary, 'toolCalls' | 'modified'>): void {
+  function terminate(body: ErrorBody, summary: Omit<GateSummary, 'toolCalls' | 'modified' | 'source'> & { source?: 'local' | 'remote' }): void {
     if (closed) return;
     for (const u of units.values()) if (!u.reported && (u.queued > 0 || u.status !== 'decided')) report(u, 'deny', summary.policyId);
     abort.abort();
     out = out.concat(streamErrorEvent(family, body));
-    finish({ ...summary, toolCalls: callCount(), modified });
+    finish({ ...summary, source: summary.source ?? 'local', toolCalls: callCount(), modified });
   }
 
-  function fail(code: GateFailure): void {
-    terminate(failureBody(code), { outcome: 'error', policyId: '', reason: failureBody(code).message, code });
+  function fail(code: GateFailure, source: 'local' | 'remote' = 'local'): void {
+    terminate(failureBody(code), { outcome: 'error', policyId: '', reason: failureBody(code).message, code, source });
   }
 
   function unitOf(key: string): Unit {
     let u = units.get(key);
     if (!u) {
-      u = { key, kind: decoder.kindOf(key), status: 'open', verdict: undefined, failure: undefined, since: now(), bytes: 0, queued: 0, reported: false, name: '' };
+      u = { key, kind: decoder.kindOf(key), status: 'open', verdict: undefined, failure: undefined, since: now(), bytes: 0, queued: 0, reported: false, name: '', source: 'local' };
       units.set(key, u);
       openUnits++;
     }
     return u;
   }
 
-  function decide(u: Unit, verdict: PartVerdict): void {
+  function decide(u: Unit, verdict: PartVerdict, source: 'local' | 'remote' = 'local'): void {
     if (closed || u.status === 'decided') return;
     u.status = 'decided';
     u.verdict = verdict;
+    u.source = source;
     if (verdict.action === 'modify') {
       decoder.modify(u.key, { value: verdict.value, text: verdict.text });
       modified++;
+      if (!firstModify) modifySource = source;
       firstModify ??= verdict;
     }
   }
@@ -283,14 +300,15 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
     const asked: ToolCall = local.action === 'modify' ? { ...call!, arguments: local.value, argumentsText: local.text } : call!;
     remote(asked, { local, view, signal: abort.signal }).then(
       (answer) => {
-        decide(u, answer.action === 'allow' && local.action === 'modify' ? local : answer);
+        const kept = answer === local || (answer.action === 'allow' && local.action === 'modify');
+        decide(u, kept ? local : answer, kept ? 'local' : 'remote');
         pump();
         flush();
       },
       () => {
         if (closed) return;
         u.failure = 'policy_unavailable';
-        decide(u, { action: 'deny', policyId: '', reason: failureBody('policy_unavailable').message });
+        decide(u, { action: 'deny', policyId: '', reason: failureBody('policy_unavailable').message }, 'remote');
         pump();
         flush();
       },
@@ -304,8 +322,8 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
       if (u.status !== 'decided') return false;
       const v = u.verdict!;
       if (v.action === 'deny') {
-        if (u.failure) fail(u.failure);
-        else terminate(denyBody(v.policyId, v.reason), { outcome: 'deny', policyId: v.policyId, reason: v.reason, code: undefined });
+        if (u.failure) fail(u.failure, u.source);
+        else terminate(denyBody(v.policyId, v.reason), { outcome: 'deny', policyId: v.policyId, reason: v.reason, code: undefined, source: u.source });
         return false;
       }
       if (v.action === 'modify') rewrite = true;
@@ -350,7 +368,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
     }
     if (upstreamEnded && queue.length === 0) {
       const outcome = modified > 0 ? 'modify' : 'allow';
-      finish({ outcome, policyId: firstModify?.policyId ?? '', reason: firstModify?.reason ?? '', code: undefined, toolCalls: callCount(), modified });
+      finish({ outcome, policyId: firstModify?.policyId ?? '', reason: firstModify?.reason ?? '', code: undefined, toolCalls: callCount(), modified, source: modifySource });
     }
   }
 
@@ -375,7 +393,8 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
   }
 
   function worthParsing(raw: Buffer): boolean {
-    if (openUnits > 0 || governText) return true;
+    // With a remote hook every event is read, so the message it is shown holds the text too.
+    if (openUnits > 0 || governText || remote) return true;
     for (const m of markers) if (raw.indexOf(m) !== -1) return true;
     return false;
   }
@@ -422,7 +441,12 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
     write(chunk) {
       if (closed) return;
       framer.push(chunk, onEvent);
-      if (!closed && heldBytes + framer.pendingBytes > maxHoldBytes) fail('response_hold_exceeded');
+      const holding = heldBytes + framer.pendingBytes;
+      if (!closed && holding > maxHoldBytes) fail('response_hold_exceeded');
+      if (!closed && holding > reserved && options.reserve) {
+        if (options.reserve(holding - reserved)) reserved = holding;
+        else fail('body_budget_exhausted');
+      }
       flush();
     },
     end() {
@@ -451,7 +475,7 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
       clearTimer();
       queue = [];
       out = [];
-      options.onEnd?.({ outcome: 'aborted', policyId: '', reason: '', code: undefined, toolCalls: callCount(), modified });
+      options.onEnd?.({ outcome: 'aborted', policyId: '', reason: '', code: undefined, toolCalls: callCount(), modified, source: 'local' });
     },
   };
 }

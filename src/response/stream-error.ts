@@ -16,7 +16,9 @@ export type GateFailure =
   /** A modified call's new arguments do not fit where the provider carries them. */
   | 'response_unmodifiable'
   /** The remote evaluation failed (the hook rejected). */
-  | 'policy_unavailable';
+  | 'policy_unavailable'
+  /** What the gate holds did not fit the request's share of the in-flight memory budget. */
+  | 'body_budget_exhausted';
 
 const FAILURES: Readonly<Record<GateFailure, { status: number; message: string }>> = {
   response_tool_call_incomplete: { status: 502, message: 'the upstream response ended inside a tool call; an incomplete tool call is not passed on ungoverned' },
@@ -26,6 +28,7 @@ const FAILURES: Readonly<Record<GateFailure, { status: number; message: string }
   response_out_of_order: { status: 502, message: 'the upstream response continued a tool call after it had ended; it cannot be governed' },
   response_unmodifiable: { status: 502, message: 'a policy rewrite of a tool call cannot be carried by the provider\'s response' },
   policy_unavailable: { status: 503, message: 'response policy evaluation failed and FIRSTOPS_FAIL_MODE is closed' },
+  body_budget_exhausted: { status: 503, message: 'the tool call held back in the response does not fit the in-flight memory budget; retry later' },
 };
 
 export function failureBody(code: GateFailure): ErrorBody {

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { ServerResponse } from 'node:http';
+import { pipeline, type Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
@@ -10,8 +11,9 @@ import type { BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
 import { denialBody, type ErrorStyle } from '../providers.ts';
 import type { BodyObserver } from '../relay.ts';
-import { createResponseGateTransform, governJsonResponse, type GateSummary, type ResponseRules } from '../response/index.ts';
+import { createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules } from '../response/index.ts';
 import type { Hop } from './hop.ts';
+import type { ResponseRemote } from './response-remote.ts';
 import { RESPONSE_ALREADY_SENT, replyError, replySidecarError } from './respond.ts';
 
 /** The largest JSON response body (as received, and decoded) the response rules read; a larger one is refused, never passed ungoverned. */
@@ -25,6 +27,8 @@ export interface ResponseGovernance {
   /** The request's memory share: a JSON response's bytes are taken into it while it is judged. */
   readonly share: BudgetShare;
   readonly tap: BodyObserver | undefined;
+  /** FIRSTOPS_RESPONSE_REMOTE=on with an identity loaded: EvaluateHook judges the answer after the local rules. */
+  readonly remote: ResponseRemote | undefined;
   /** Aborts the upstream request (used once the client's answer is over, after a stream was ended early). */
   readonly abortUpstream: () => void;
 }
@@ -52,6 +56,21 @@ function safeCoding(coding: string): string | undefined {
 }
 
 class TooLarge extends Error {}
+
+/** Drops an upstream body the sidecar will not relay; undici's abort error has nobody to reach. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.once('error', () => undefined);
+  body.destroy();
+}
+
+function isJson(body: Buffer): boolean {
+  try {
+    JSON.parse(body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function decode(body: Buffer, coding: string): Promise<Buffer | 'unsupported'> {
   const options = { maxOutputLength: MAX_GOVERNED_RESPONSE_BYTES };
@@ -91,12 +110,33 @@ async function readBounded(body: Dispatcher.ResponseData['body'], max: number, s
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-function noteDenial(record: RequestRecord | undefined, policyId: string, reason: string): void {
+/** The answer's verdict, for the request's log line and the debug history (the request's own stays as it was). */
+function noteResponse(record: RequestRecord | undefined, decision: string, policyId: string, source: 'local' | 'remote', reason?: string): void {
   if (!record) return;
-  record.decision = 'deny';
-  record.policyId = policyId || undefined;
-  record.source = 'local';
-  record.reason = reason || undefined;
+  record.responseDecision = decision;
+  record.responsePolicyId = policyId || undefined;
+  record.responseSource = source;
+  if (decision === 'deny') {
+    record.code = 'policy_denied';
+    record.reason = reason || undefined;
+  }
+}
+
+/** Streaming decoders for the codings a JSON answer is read in, so a compressed stream is governed too. */
+function streamDecoderFor(coding: string): Transform | undefined {
+  switch (coding) {
+    case 'gzip':
+    case 'x-gzip':
+      return zlib.createGunzip();
+    case 'deflate':
+      return zlib.createInflate();
+    case 'br':
+      return zlib.createBrotliDecompress();
+    case 'zstd':
+      return zlib.createZstdDecompress();
+    default:
+      return undefined;
+  }
 }
 
 function send(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Buffer): Promise<void> {
@@ -122,22 +162,45 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
   const res = c.env!.outgoing!;
   const record = c.env?.record;
   const coding = encodingOf(response.headers);
+  const local = g.rules.ruleCount > 0;
+  const countLocal = (outcome: 'allow' | 'modify' | 'deny'): void => {
+    if (local) g.metrics.decisions.inc({ source: 'local', outcome, phase: 'response' });
+  };
 
   if (isEventStream(response.headers['content-type'])) {
+    let stream = response;
     if (coding !== 'identity') {
-      response.body.destroy();
-      return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
+      // Decoded as it arrives and relayed uncompressed: the gate reads events, not codings.
+      const decoder = streamDecoderFor(coding);
+      if (!decoder) {
+        discard(response.body);
+        return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
+      }
+      const { 'content-encoding': _coding, 'content-length': _length, ...headers } = response.headers;
+      stream = { ...response, headers, body: pipeline(response.body, decoder, () => undefined) as unknown as Dispatcher.ResponseData['body'] };
     }
+    const onHeld = (report: HeldReport): void => g.metrics.responseHold.observe({ kind: report.kind, outcome: report.action }, report.ms / 1000);
     const onEnd = (summary: GateSummary): void => {
+      if (summary.outcome === 'aborted') return;
+      if (summary.outcome === 'error') {
+        if (record) record.code = summary.code;
+        noteResponse(record, 'error', '', summary.source);
+      } else {
+        // Remote verdicts are counted per evaluation (response-remote.ts); the local rules' per answer.
+        if (summary.source === 'local') countLocal(summary.outcome);
+        if (local || summary.source === 'remote' || summary.outcome !== 'allow') noteResponse(record, summary.outcome, summary.policyId, summary.source, summary.reason);
+      }
       if (summary.outcome !== 'deny' && summary.outcome !== 'error') return;
-      if (summary.outcome === 'deny') noteDenial(record, summary.policyId, summary.reason);
-      if (record) record.code = summary.outcome === 'deny' ? 'policy_denied' : summary.code;
       // The client's answer ends with the error event; the upstream is
       // cancelled only once it is over, so the abort cannot cut it short.
       if (res.closed) g.abortUpstream();
       else res.once('close', g.abortUpstream);
     };
-    return hop.relay(response, () => createResponseGateTransform({ provider: g.provider, rules: g.rules, onEnd }), g.tap);
+    const gate = (): Transform => createResponseGateTransform({
+      provider: g.provider, rules: g.rules, remote: g.remote?.callHook, onEnd, onHeld,
+      reserve: (bytes) => g.share.take(bytes),
+    });
+    return hop.relay(stream, gate, g.tap);
   }
 
   let raw: Buffer | 'too_large' | 'budget';
@@ -150,7 +213,7 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
     return replySidecarError(c, error, g.style);
   }
   if (raw === 'too_large' || raw === 'budget') {
-    response.body.destroy();
+    discard(response.body);
     return replySidecarError(c, new SidecarError(raw === 'budget' ? 'body_budget_exhausted' : 'response_too_large'), g.style);
   }
   // The usage meter sees what it saw before: the upstream's head and bytes.
@@ -179,20 +242,37 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
   if (decoded === 'unsupported') return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
   if (decoded !== raw && !g.share.take(decoded.length)) return replySidecarError(c, new SidecarError('body_budget_exhausted'), g.style);
 
-  const verdict = governJsonResponse(g.provider, decoded, g.rules);
-  switch (verdict.action) {
-    case 'allow':
-      return forward(raw, false);
-    case 'modify':
-      return forward(verdict.body, true);
+  // With no local rules the body is not read by them: the gateway still needs it to be JSON.
+  const verdict = !local && g.remote && !isJson(decoded) ? { action: 'error' as const, code: 'response_unreadable' as const } : governJsonResponse(g.provider, decoded, g.rules);
+  if (verdict.action === 'error') {
+    // A body that is not JSON and not declared as JSON (audio, an image, text) holds no tool call any client reads.
+    const type = headerValue(response.headers['content-type']);
+    if (verdict.code === 'response_unreadable' && type !== undefined && !isJsonContentType(type)) return forward(raw, false);
+    return replySidecarError(c, new SidecarError(verdict.code), g.style);
+  }
+  countLocal(verdict.action);
+  if (verdict.action === 'deny') {
+    noteResponse(record, 'deny', verdict.policyId, 'local', verdict.reason);
+    return replyError(c, denialBody(verdict.policyId, verdict.reason || 'response denied'), g.style);
+  }
+  if (local) noteResponse(record, verdict.action, verdict.action === 'modify' ? verdict.policyId : '', 'local');
+  if (!g.remote) return verdict.action === 'modify' ? forward(verdict.body, true) : forward(raw, false);
+
+  // The gateway sees what would be forwarded: after a local rewrite, the rewritten body.
+  const remote = await g.remote.judgeJson(verdict.action === 'modify' ? verdict.body : decoded, hop.signal);
+  if (hop.signal.aborted) return hop.abandoned();
+  switch (remote.action) {
     case 'deny':
-      noteDenial(record, verdict.policyId, verdict.reason);
-      return replyError(c, denialBody(verdict.policyId, verdict.reason || 'response denied'), g.style);
-    case 'error': {
-      // A body that is not JSON and not declared as JSON (audio, an image, text) holds no tool call any client reads.
-      const type = headerValue(response.headers['content-type']);
-      if (verdict.code === 'response_unreadable' && type !== undefined && !isJsonContentType(type)) return forward(raw, false);
-      return replySidecarError(c, new SidecarError(verdict.code), g.style);
-    }
+      noteResponse(record, 'deny', remote.policyId, 'remote', remote.reason);
+      return replyError(c, denialBody(remote.policyId, remote.reason || 'response denied'), g.style);
+    case 'unavailable':
+      noteResponse(record, 'fail_closed', '', 'remote');
+      return replySidecarError(c, new SidecarError('policy_unavailable', remote.reason), g.style);
+    case 'modify':
+      noteResponse(record, 'modify', remote.policyId, 'remote');
+      return forward(remote.body, true);
+    default:
+      if (remote.action === 'fail_open' || remote.policyId) noteResponse(record, remote.action, remote.policyId, 'remote');
+      return verdict.action === 'modify' ? forward(verdict.body, true) : forward(raw, false);
   }
 }

@@ -12,10 +12,15 @@ import { joinParts, partsLength, undiciBody } from '../json/edits.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import { ADMISSION_FACTOR, SMALL_BODY_BYTES } from '../memory/plan.ts';
 import { openUsageTap } from '../usage/tap.ts';
-import type { ResponseRules } from '../response/index.ts';
+import { compileResponseRules, type ResponseRules } from '../response/index.ts';
+import type { Logger } from '../log.ts';
+import type { RemoteEvaluator } from '../policy/types.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { relayGoverned } from './llm-response.ts';
+import { createResponseRemote } from './response-remote.ts';
 import { replyError, replySidecarError, targetOf } from './respond.ts';
+
+const NO_RESPONSE_RULES = compileResponseRules(undefined);
 
 /** How many times a (lower-case) header name occurs in node's raw header list. */
 function countHeader(rawHeaders: readonly string[], name: string): number {
@@ -35,13 +40,16 @@ function safeName(name: string): string {
  * back raw.
  */
 export function createLlmHandler(deps: {
-  config: Pick<Config, 'upstreams' | 'maxBodyBytes' | 'usageMetrics' | 'policyOffloadBytes'>;
+  config: Pick<Config, 'upstreams' | 'maxBodyBytes' | 'usageMetrics' | 'policyOffloadBytes' | 'failMode'>;
   chain: PolicyChain;
   dispatcher: Dispatcher;
   metrics: Metrics;
   budget: BodyBudget;
   /** The loaded policy's response rules (issue 22), if any: answers are relayed through them. */
   responseRules?: () => ResponseRules | undefined;
+  /** EvaluateHook for answers (FIRSTOPS_RESPONSE_REMOTE=on and an identity loaded), else undefined. */
+  responseRemote?: () => RemoteEvaluator | undefined;
+  logger?: Logger;
 }) {
   const { config, chain, dispatcher, metrics, budget } = deps;
 
@@ -126,8 +134,10 @@ export function createLlmHandler(deps: {
       ? openUsageTap({ provider, method: req.method, path: rest, bodyModel: result.model, metrics: metrics.genAi, record })
       : undefined;
     // Read once per request, so one answer meets one version of the rules.
-    const responseRules = deps.responseRules?.();
-    const governed = responseRules !== undefined && responseRules.ruleCount > 0;
+    const localRules = deps.responseRules?.();
+    const evaluator = result.kind === 'forward' ? deps.responseRemote?.() : undefined;
+    const governed = (localRules !== undefined && localRules.ruleCount > 0) || evaluator !== undefined;
+    const responseRules = localRules ?? NO_RESPONSE_RULES;
     // A governed stream the gate ended early is cancelled after the client's answer is over.
     const cancel = governed ? new AbortController() : undefined;
     const response = await hop.send(dispatcher.request({
@@ -142,6 +152,12 @@ export function createLlmHandler(deps: {
     const relayed = governed
       ? await relayGoverned(c, hop, response, {
         provider, style, rules: responseRules, metrics, share, tap,
+        remote: evaluator && deps.logger
+          ? createResponseRemote({
+            evaluator, failMode: config.failMode, metrics, logger: deps.logger,
+            toolName: llmToolName(provider, rest), toolInput: result.body, reserve: (bytes) => share.take(bytes),
+          })
+          : undefined,
         abortUpstream: () => cancel!.abort(new Error('the response gate ended the stream')),
       })
       : await hop.relay(response, undefined, tap);

@@ -5,7 +5,7 @@ import { createHistory, type RequestLine } from '../../src/debug/history.ts';
 const line = (i: number, over: Partial<RequestLine> = {}): RequestLine => ({
   route: 'llm', provider: i % 2 ? 'openai' : 'anthropic', method: 'POST', path: `/llm/x/${i}`, status: i % 3 ? 200 : 403,
   duration_ms: 1, decision: i % 3 ? 'allow' : 'deny', policy_id: undefined, source: undefined, reason: undefined,
-  code: undefined, bytes_in: 1, bytes_out: 1, ...over,
+  code: undefined, response_decision: undefined, response_policy_id: undefined, response_source: undefined, bytes_in: 1, bytes_out: 1, ...over,
 });
 
 test('the ring keeps the last N, newest first, and never grows past N', () => {

@@ -9,7 +9,8 @@ import { listenLocal } from '../helpers/server.ts';
 
 const LINE: RequestLine = {
   route: 'llm', provider: 'openai', method: 'POST', path: `/llm/openai/${'p'.repeat(200)}`, status: 200, duration_ms: 1.5,
-  decision: 'allow', policy_id: 'rule', source: 'local', reason: 'r'.repeat(200), code: undefined, bytes_in: 10, bytes_out: 20,
+  decision: 'allow', policy_id: 'rule', source: 'local', reason: 'r'.repeat(200), code: undefined,
+  response_decision: undefined, response_policy_id: undefined, response_source: undefined, bytes_in: 10, bytes_out: 20,
 };
 const MAX = 64 * 1024;
 

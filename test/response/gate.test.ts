@@ -167,6 +167,24 @@ test('hold-back bounded by size: past maxHoldBytes the stream ends with response
   assert.equal(one.summary?.code, 'response_hold_exceeded');
 });
 
+test('hold-back under the memory budget: the gate takes what it holds at its peak; refused, the stream ends with body_budget_exhausted', () => {
+  const big = { ...SAFE, args: { blob: 'x'.repeat(5000) } };
+  const events = chatToolStream(TEXT, [big]);
+  const taken: number[] = [];
+  const ok = runGate('openai', events, { reserve: (bytes) => (taken.push(bytes), true) });
+  assert.equal(ok.output().toString(), events.join(''), 'allowed whole when the share has room');
+  const peak = taken.reduce((a, b) => a + b, 0);
+  assert.ok(peak >= 5000 && peak < 5000 + events.join('').length, `the peak held (${peak}) is taken once, not every event`);
+
+  let left = 2048;
+  const refused = runGate('openai', events, { reserve: (bytes) => (left -= bytes) >= 0 });
+  assert.equal(refused.summary?.code, 'body_budget_exhausted');
+  const out = refused.output().toString();
+  assert.ok(out.startsWith(before(events, big.name)), 'text before the call was delivered');
+  assert.ok(!out.includes(big.name), 'the held call never passes');
+  assert.match(out, /"code":"body_budget_exhausted"/);
+});
+
 test('hold-back bounded by time: a call held past maxHoldMs ends the stream with response_hold_timeout', async () => {
   const events = chatToolStream(TEXT, [SAFE]);
   const { gate, run, settled } = openGate({ provider: 'openai', maxHoldMs: 20, remote: () => new Promise<PartVerdict>(() => undefined) });
@@ -189,7 +207,7 @@ test('the held time of each call is reported (onHeld), from its first event to i
   t = 1500;
   answer({ action: 'allow', policyId: 'r', reason: '' });
   await settled;
-  assert.deepEqual(run.held, [{ key: 'c0.t0', kind: 'tool_call', name: SAFE.name, ms: 500, bytes: run.held[0]!.bytes, action: 'allow', policyId: 'r' }]);
+  assert.deepEqual(run.held, [{ key: 'c0.t0', kind: 'tool_call', name: SAFE.name, ms: 500, bytes: run.held[0]!.bytes, action: 'allow', policyId: 'r', source: 'remote' }]);
   assert.ok(run.held[0]!.bytes > 0);
 });
 

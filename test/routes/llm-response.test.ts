@@ -2,7 +2,7 @@
 // rules, the official OpenAI SDK, a fake upstream that answers with tool calls (streamed and not).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { gzipSync } from 'node:zlib';
+import { createBrotliCompress, createGzip, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { startUpstream, chatCompletion, sendJson, type FakeUpstream } from '../helpers/upstream.ts';
 import { rawRequest } from '../helpers/raw.ts';
@@ -100,7 +100,10 @@ test('stream: a run_shell call with rm -rf / raises in the SDK; its name never r
   assert.ok(!raw.includes('[DONE]'), 'the stream ends with the error event');
   const line = sidecar.logs.requests().at(-1)!;
   assert.equal(line.code, 'policy_denied');
-  assert.equal(line.policy_id, 'no-destructive-shell');
+  assert.equal(line.response_decision, 'deny');
+  assert.equal(line.response_policy_id, 'no-destructive-shell');
+  assert.equal(line.response_source, 'local');
+  assert.equal(line.decision, 'allow', 'the request itself was allowed');
   // The upstream is cancelled once the client's answer is over; the sidecar keeps serving.
   upstream.handle((_req, res) => sendJson(res, 200, chatCompletion('still here')));
   const after = await openai().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
@@ -143,7 +146,8 @@ test('JSON: a denied tool call becomes the provider-shaped 403 (PermissionDenied
   });
   const line = sidecar.logs.requests().at(-1)!;
   assert.equal(line.status, 403);
-  assert.equal(line.policy_id, 'no-destructive-shell');
+  assert.equal(line.response_decision, 'deny');
+  assert.equal(line.response_policy_id, 'no-destructive-shell');
 });
 
 test('JSON: an allowed response passes as it came; a redacted one with a correct Content-Length', async () => {
@@ -188,6 +192,54 @@ test('JSON: a gzip response is decoded and governed; an unknown coding is refuse
   const refused = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify(ASK) });
   assert.equal(refused.status, 502);
   assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'response_encoding_unsupported');
+});
+
+test('stream: a gzip or br event stream is decoded as it arrives and governed; relayed uncompressed; an unknown coding is refused', async () => {
+  const compressed = (events: readonly string[], coding: 'gzip' | 'br'): void => {
+    upstream.handle(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': coding });
+      const z = coding === 'gzip' ? createGzip() : createBrotliCompress();
+      z.pipe(res);
+      for (const event of events) {
+        // Flushed per event: the sidecar sees compressed pieces as a live stream sends them.
+        await new Promise<void>((resolve) => { z.write(event); z.flush(() => resolve()); });
+      }
+      z.end();
+    });
+  };
+  for (const coding of ['gzip', 'br'] as const) {
+    const allowed = chatToolStream('Checking the weather.', [SAFE]);
+    compressed(allowed, coding);
+    assert.equal(await rawAnswer(), allowed.join(''), `${coding}: the decoded events, byte-exact`);
+    const head = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify({ ...ASK, stream: true }) });
+    assert.equal(head.headers.get('content-encoding'), null, 'relayed uncompressed');
+    await head.text();
+
+    compressed(chatToolStream('Cleaning up.', [SHELL_RM_ROOT]), coding);
+    const denied = await rawAnswer();
+    assert.ok(!denied.includes('run_shell'), `${coding}: the denied call never passes`);
+    assert.match(denied, /blocked by FirstOps policy: destructive shell command/);
+  }
+
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'compress' });
+    res.end('whatever');
+  });
+  const refused = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify({ ...ASK, stream: true }) });
+  assert.equal(refused.status, 502);
+  assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'response_encoding_unsupported');
+});
+
+test('metrics: response decisions by phase, and the time each streamed call was held', async () => {
+  const denied = await sidecar.metricValue('firstops_policy_decisions_total', { source: 'local', outcome: 'deny', phase: 'response' });
+  const held = await sidecar.metricValue('firstops_response_hold_seconds', { kind: 'tool_call', outcome: 'deny' });
+  streamEvents(chatToolStream('', [SHELL_RM_ROOT]));
+  await rawAnswer();
+  assert.equal(await sidecar.metricValue('firstops_policy_decisions_total', { source: 'local', outcome: 'deny', phase: 'response' }), denied + 1);
+  assert.equal(await sidecar.metricValue('firstops_response_hold_seconds', { kind: 'tool_call', outcome: 'deny' }), held + 1);
+  const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+  assert.match(text, /firstops_policy_decisions_total\{source="local",outcome="allow",phase="request"\} \d+/);
+  assert.match(text, /firstops_response_hold_seconds_bucket\{le="[^"]+",kind="tool_call",outcome="deny"\} \d+/);
 });
 
 test('JSON: a response over the 8 MiB the rules read is refused with response_too_large', async () => {

@@ -160,5 +160,5 @@ test('metrics record the requests by route, provider and status', async () => {
   assert.ok((await sidecar.metricValue('firstops_requests_total', { route: 'llm', provider: 'openai', status: '403' })) >= 1);
   const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
   assert.match(text, /firstops_request_duration_seconds_bucket\{le="[^"]+",route="llm",provider="openai"\}/);
-  assert.match(text, /firstops_policy_decisions_total\{source="local",outcome="modify"\} 1/);
+  assert.match(text, /firstops_policy_decisions_total\{source="local",outcome="modify",phase="request"\} 1/);
 });
