@@ -1,7 +1,6 @@
 import type { HttpBindings } from '@hono/node-server';
-import type { Route } from './metrics.ts';
+import type { DecisionSource, Route } from './metrics.ts';
 import type { Target } from './path.ts';
-import type { PolicySource } from './policy/types.ts';
 
 /** What a request's handler learns, for the one log line and the metrics written when it ends. */
 export interface RequestRecord {
@@ -10,13 +9,13 @@ export interface RequestRecord {
   decision: string | undefined;
   policyId: string | undefined;
   /** Which policy source decided (`local`/`remote`), and why, as the rule or the gateway put it. */
-  source: PolicySource | undefined;
+  source: DecisionSource | undefined;
   reason: string | undefined;
   code: string | undefined;
   /** The answer's verdict (src/routes/llm-response.ts): `decision` and the rest describe the request. */
   responseDecision: string | undefined;
   responsePolicyId: string | undefined;
-  responseSource: PolicySource | undefined;
+  responseSource: DecisionSource | undefined;
   bytesIn: number;
   bytesOut: number;
   /** From the usage meter (src/usage/): the model requested (or, failing that, answering), and the tokens reported. */

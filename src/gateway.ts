@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
-import { SidecarError, gatewayError } from './errors.ts';
+import { SidecarError } from './errors.ts';
+import { gatewayError } from './failures.ts';
 import type { IdentityStore } from './identity-store.ts';
 import type { Metrics } from './metrics.ts';
 import { undiciBody } from './json/edits.ts';

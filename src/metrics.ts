@@ -1,6 +1,4 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { createGenAiMetrics, type GenAiMetrics } from './usage/metrics.ts';
-import { VERSION } from './version.ts';
 
 export type Route = 'llm' | 'mcp' | 'other';
 export type DecisionSource = 'local' | 'remote';
@@ -8,6 +6,9 @@ export type DecisionSource = 'local' | 'remote';
 export type DecisionOutcome = 'allow' | 'deny' | 'modify' | 'ask' | 'fail_open' | 'fail_closed' | 'skipped';
 /** What was judged: the request the agent sent, or the answer it gets (issue 22). */
 export type DecisionPhase = 'request' | 'response';
+
+/** The sidecar's version, as build_info and the debug listener report it; kept in step with package.json by a test. */
+export const VERSION = '0.1.0';
 
 const KNOWN_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 /**
@@ -42,8 +43,6 @@ export interface Metrics {
   readonly draining: Gauge<string>;
   /** 1 while /readyz answers 200. */
   readonly ready: Gauge<string>;
-  /** OpenTelemetry GenAI client metrics (src/usage/metrics.ts). */
-  readonly genAi: GenAiMetrics;
   /** The in-flight body memory budget (src/memory/budget.ts): its size and what is in use. */
   readonly budgetBytes: Gauge<'state'>;
   readonly budgetRefusals: Counter<'route'>;
@@ -157,7 +156,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: '1 while the sidecar is ready (/readyz 200): the proxy listens and it is not draining.',
       registers,
     }),
-    genAi: createGenAiMetrics(registers),
     budgetBytes: new Gauge({
       name: 'firstops_memory_budget_bytes',
       help: 'The in-flight request body memory budget (state="limit") and the bytes of it in use (state="in_use").',

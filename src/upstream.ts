@@ -1,7 +1,6 @@
 import type { Agent, Dispatcher } from 'undici';
 import * as undici from './undici.ts';
-import { loadClientCertificates, type ClientCertificate } from './client-certs.ts';
-import type { Config } from './config.ts';
+import { loadClientCertificates, type ClientCertFiles, type ClientCertificate } from './client-certs.ts';
 import { anyProxy, describeRoute, proxyFor, type EgressConfig, type ProxyServer } from './egress.ts';
 import type { Logger } from './log.ts';
 import { createProxyAgent } from './proxy-agent.ts';
@@ -133,12 +132,22 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   return new EgressDispatcher(options);
 }
 
+/** What openDispatcher reads of the configuration (src/config.ts builds it from the environment). */
+export interface EgressSettings {
+  readonly upstreams: ReadonlyMap<string, { readonly origin: string }>;
+  readonly gatewayUrl: string | undefined;
+  readonly egress: EgressConfig;
+  readonly clientCerts: ReadonlyMap<string, ClientCertFiles>;
+  readonly connectTimeoutMs: number;
+  readonly upstreamTimeoutMs: number;
+}
+
 /**
  * The dispatcher `serve` uses, from the configuration: client certificate
  * files read and checked (a ClientCertificateError names every unusable
  * one), and one log line saying which target goes through which proxy.
  */
-export async function openDispatcher(config: Config, logger: Logger): Promise<Dispatcher> {
+export async function openDispatcher(config: EgressSettings, logger: Logger): Promise<Dispatcher> {
   const certs = await loadClientCertificates(config.clientCerts);
   const byOrigin = new Map<string, ClientCertificate>();
   for (const [name, cert] of certs) byOrigin.set(config.upstreams.get(name)!.origin, cert);

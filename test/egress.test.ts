@@ -5,7 +5,7 @@ import { ConfigError, describeConfig, loadConfig } from '../src/config.ts';
 import { describeRoute, proxyFor, readEgress } from '../src/egress.ts';
 import { parseNoProxy } from '../src/no-proxy.ts';
 import { createDispatcher } from '../src/upstream.ts';
-import { upstreamError, gatewayError } from '../src/errors.ts';
+import { upstreamError, gatewayError } from '../src/failures.ts';
 import { ProxyError } from '../src/proxy-error.ts';
 
 const noProblems = (name: string, value: string, expected: string): never => {

@@ -172,7 +172,7 @@ test('check prints the resolved config without secrets; healthcheck follows /rea
 
 test('package version and build info agree', async () => {
   const pkg = JSON.parse(await (await import('node:fs/promises')).readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  const { VERSION } = await import('../src/version.ts');
+  const { VERSION } = await import('../src/metrics.ts');
   assert.equal(VERSION, pkg.version);
 });
 void once;

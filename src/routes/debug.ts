@@ -6,13 +6,12 @@ import { ERROR_TABLE, SidecarError, isSidecarError, type ErrorCode } from '../er
 import { isJsonContentType } from '../headers.ts';
 import type { IdentityStore } from '../identity-store.ts';
 import { parseStrictObject } from '../json-keys.ts';
-import { llmToolName, splitLlmPath } from '../llm-target.ts';
 import { LOG_LEVELS, type Logger } from '../log.ts';
-import { assertSafePath, parseTarget } from '../path.ts';
+import { assertSafePath, llmToolName, parseTarget, splitLlmPath } from '../path.ts';
+import { VERSION } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import { MAX_JSON_DEPTH } from '../policy/inspect.ts';
 import type { PolicyStore } from '../policy/store.ts';
-import { VERSION } from '../version.ts';
 import type { History, HistoryFilter } from '../debug/history.ts';
 import { DEFAULT_LEVEL_TTL_SECONDS, MAX_LEVEL_TTL_SECONDS, isLogLevel, type LevelState, type LevelSwitch } from '../debug/log-level.ts';
 import { PAGE_CSP, PAGE_HTML } from '../debug/page.ts';

@@ -1,16 +1,18 @@
 import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
-import { SidecarError, upstreamError } from '../errors.ts';
+import { SidecarError } from '../errors.ts';
+import { upstreamError } from '../failures.ts';
 import { forwardRequestHeaders } from '../headers.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
-import { llmToolName, splitLlmPath } from '../llm-target.ts';
+import { llmToolName, splitLlmPath } from '../path.ts';
 import { denialBody, errorStyleFor, type ErrorStyle } from '../providers.ts';
 import type { ProxyEnv } from '../context.ts';
 import { joinParts, partsLength, undiciBody } from '../json/edits.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import { ADMISSION_FACTOR, SMALL_BODY_BYTES } from '../memory/plan.ts';
+import { genAiMetricsFor } from '../usage/metrics.ts';
 import { openUsageTap } from '../usage/tap.ts';
 import { compileResponseRules, type ResponseRules } from '../response/index.ts';
 import type { Logger } from '../log.ts';
@@ -52,6 +54,7 @@ export function createLlmHandler(deps: {
   logger?: Logger;
 }) {
   const { config, chain, dispatcher, metrics, budget } = deps;
+  const genAi = genAiMetricsFor(metrics.registry);
 
   return async function handleLlm(c: Context<ProxyEnv>): Promise<Response> {
     // The body's memory is this request's until its answer is over.
@@ -131,7 +134,7 @@ export function createLlmHandler(deps: {
 
     // Opened as the request leaves: operation durations start here.
     const tap = config.usageMetrics
-      ? openUsageTap({ provider, method: req.method, path: rest, bodyModel: result.model, metrics: metrics.genAi, record })
+      ? openUsageTap({ provider, method: req.method, path: rest, bodyModel: result.model, metrics: genAi, record })
       : undefined;
     // Read once per request, so one answer meets one version of the rules.
     const localRules = deps.responseRules?.();

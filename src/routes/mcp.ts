@@ -1,7 +1,8 @@
 import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
-import { SidecarError, gatewayError } from '../errors.ts';
+import { SidecarError } from '../errors.ts';
+import { gatewayError } from '../failures.ts';
 import type { GatewayClient } from '../gateway.ts';
 import type { IdentityStore } from '../identity-store.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';

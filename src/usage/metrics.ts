@@ -78,6 +78,15 @@ function createModelSeriesCache(m: Pick<GenAiMetrics, 'tokenUsage' | 'operationD
   };
 }
 
+const BY_REGISTRY = new WeakMap<Registry, GenAiMetrics>();
+
+/** The GenAI families of a registry, created on first use: one set per registry however many sidecars share it. */
+export function genAiMetricsFor(registry: Registry): GenAiMetrics {
+  let m = BY_REGISTRY.get(registry);
+  if (!m) BY_REGISTRY.set(registry, (m = createGenAiMetrics([registry])));
+  return m;
+}
+
 export function createGenAiMetrics(registers: Registry[]): GenAiMetrics {
   const histograms = {
     tokenUsage: new LeanHistogram({
