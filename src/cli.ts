@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { describeConfig, loadConfig, type Env } from './config.ts';
-import { loadClientCertificates } from './client-certs.ts';
-import { createIdentity, readIdentityFiles } from './identity.ts';
+import { loadClientCertificates } from './egress/client-certs.ts';
+import { createIdentity, readIdentityFiles } from './identity/agent.ts';
 import { compilePolicy } from './policy/local.ts';
 import { compilePattern, NativeModuleError } from './policy/regex.ts';
 import { readFile } from 'node:fs/promises';

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { LOG_LEVELS } from './log.ts';
-import { readClientCertFiles, type ClientCertFiles } from './client-certs.ts';
-import { PROXY_MODES, describeRoute, readEgress, type EgressConfig } from './egress.ts';
+import { readClientCertFiles, type ClientCertFiles } from './egress/client-certs.ts';
+import { PROXY_MODES, describeRoute, readEgress, type EgressConfig } from './egress/proxies.ts';
 import type { LevelWithSilent } from 'pino';
 import { readMemoryLimit, type MemoryLimit } from './memory/limit.ts';
 import { describeMemory, planMemory, type MemoryPlan } from './memory/plan.ts';

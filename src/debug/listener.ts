@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
-import { createDebugApp, type DebugDeps } from '../routes/debug.ts';
+import { createDebugApp, type DebugDeps } from './app.ts';
 import { createHistory, type RequestLine } from './history.ts';
 import { createLevelSwitch } from './log-level.ts';
 import { createTap } from './tap.ts';

@@ -1,4 +1,4 @@
-import { isJsonContentType } from '../headers.ts';
+import { isJsonContentType } from '../http/headers.ts';
 import { fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
 import { MODEL_FIELD, RewriteTooLargeError, type FieldValue, type JsonObjectBody, type LocalPolicy } from './rules.ts';
 import type { LocalVerdict } from './types.ts';

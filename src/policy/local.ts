@@ -3,7 +3,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { compileRules, PolicyFileError, type LocalPolicy, type PolicyDoc } from './rules.ts';
 import schema from './policy.schema.json' with { type: 'json' };
-import { compileResponseRules } from '../response/rules.ts';
+import { compileResponseRules } from './response-rules.ts';
 
 export { MODEL_FIELD, PolicyFileError, RewriteTooLargeError } from './rules.ts';
 export type { FieldValue, JsonObjectBody, LocalCall, LocalPolicy, PolicyDoc } from './rules.ts';

@@ -1,4 +1,4 @@
-import type { GatewayClient } from '../gateway.ts';
+import type { GatewayClient } from '../identity/gateway.ts';
 import { joinParts, partsLength, type BodyParts } from '../json/edits.ts';
 import { createReclaimer } from '../memory/reclaim.ts';
 import { AnswerTooLargeError, createAnswerReader, type StreamedPayload } from './answer.ts';

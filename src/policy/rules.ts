@@ -3,7 +3,7 @@ import { escapeJsonString, fieldTrie, Kind, scanJson, unescapeJsonString, type F
 import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
 import { cannotMatchSpace, sourceOffsets, WINDOW_BYTES, windowEnds } from './windows.ts';
 import type { LocalVerdict } from './types.ts';
-import type { ResponseRules } from '../response/rules.ts';
+import type { ResponseRules } from './response-rules.ts';
 
 export class PolicyFileError extends Error {
   readonly code = 'invalid_policy';
@@ -75,7 +75,7 @@ export interface LocalPolicy {
   /** The body paths the rules read (id 0 is `model`): the scan reports their values. */
   readonly fields: FieldTrie;
   /**
-   * The compiled `responses` section (src/response/rules.ts), set by the
+   * The compiled `responses` section (src/policy/response-rules.ts), set by the
    * loader (local.ts) when the file has response rules; absent in a policy
    * worker, which governs request bodies only.
    */
@@ -101,7 +101,7 @@ export interface PolicyDoc {
   default?: 'allow' | 'deny';
   default_reason?: string;
   rules: RuleDoc[];
-  /** Rules on responses (src/response/rules.ts compiles them; the loader, not compileRules). */
+  /** Rules on responses (src/policy/response-rules.ts compiles them; the loader, not compileRules). */
   responses?: unknown[];
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { compilePolicy, type LocalPolicy } from './local.ts';
-import { startPoller } from '../reload.ts';
+import { startPoller } from '../identity/reload.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 

@@ -10,7 +10,7 @@ export interface HookEvent {
   readonly tool_name: string;
   readonly channel?: string;
   readonly tool_input?: Record<string, unknown>;
-  /** post_tool_use: what the model answered (src/routes/response-remote.ts). */
+  /** post_tool_use: what the model answered (src/response/remote.ts). */
   readonly tool_output?: Record<string, unknown>;
   readonly producer_can_apply_modify?: true;
 }

@@ -1,5 +1,5 @@
-import { jsonShapeProblem } from '../json-keys.ts';
-import type { ToolCall } from './types.ts';
+import { jsonShapeProblem } from '../json/keys.ts';
+import type { ToolCall } from '../policy/response-types.ts';
 
 /** Deeper JSON is read as text: the rules walk values, and no tool takes arguments this deep. */
 export const MAX_ARGUMENT_DEPTH = 512;

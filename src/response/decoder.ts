@@ -1,5 +1,5 @@
 import { readArguments } from './arguments.ts';
-import type { TextPart, ToolCall } from './types.ts';
+import type { TextPart, ToolCall } from '../policy/response-types.ts';
 
 export type Obj = Record<string, unknown>;
 

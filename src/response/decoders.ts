@@ -1,9 +1,9 @@
-import { errorStyleFor } from '../providers.ts';
+import { errorStyleFor } from '../http/providers.ts';
 import { createAnthropicDecoder } from './anthropic.ts';
 import type { DecoderOptions, StreamDecoder } from './decoder.ts';
 import { createGeminiDecoder } from './gemini.ts';
 import { createOpenAiDecoder } from './openai.ts';
-import type { ResponseFamily } from './types.ts';
+import type { ResponseFamily } from '../policy/response-types.ts';
 
 const DECODERS: Readonly<Record<ResponseFamily, (options: DecoderOptions) => StreamDecoder>> = {
   openai: createOpenAiDecoder,
@@ -11,7 +11,7 @@ const DECODERS: Readonly<Record<ResponseFamily, (options: DecoderOptions) => Str
   gemini: createGeminiDecoder,
 };
 
-/** A provider's family follows its error style (src/providers.ts): unlisted providers speak OpenAI. */
+/** A provider's family follows its error style (src/http/providers.ts): unlisted providers speak OpenAI. */
 export function responseFamilyOf(provider: string): ResponseFamily {
   return errorStyleFor(provider);
 }

@@ -1,10 +1,10 @@
-import type { ErrorBody } from '../providers.ts';
+import type { ErrorBody } from '../http/providers.ts';
 import { NO_EFFECT, type EventEffect, type StreamDecoder, type UnitKind } from './decoder.ts';
 import { createStreamDecoder, responseFamilyOf } from './decoders.ts';
-import type { ResponseRules } from './rules.ts';
+import type { ResponseRules } from '../policy/response-rules.ts';
 import { createSseFramer, readSseFields, rebuildSseEvent } from './sse-frame.ts';
 import { denyBody, failureBody, streamErrorEvent, type GateFailure } from './stream-error.ts';
-import type { PartVerdict, ResponseView, TextPart, ToolCall } from './types.ts';
+import type { PartVerdict, ResponseView, TextPart, ToolCall } from '../policy/response-types.ts';
 
 /** Bytes held back at once (held events plus an incomplete event), by default. */
 export const DEFAULT_MAX_HOLD_BYTES = 8 << 20;

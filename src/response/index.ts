@@ -9,7 +9,7 @@
  * - governJsonResponse(provider, body, rules) and responseDenial(...) for JSON bodies
  * - viewOfJsonBody / createStreamViewer    the provider-neutral view (debug dry run, remote events)
  */
-export { compileResponseRules, type ResponseRuleDoc, type ResponseRules } from './rules.ts';
+export { compileResponseRules, type ResponseRuleDoc, type ResponseRules } from '../policy/response-rules.ts';
 export {
   createResponseGate, judgeLocally, DEFAULT_MAX_HOLD_BYTES, DEFAULT_MAX_HOLD_MS,
   type GateSink, type GateSummary, type HeldReport, type RemoteCallHook, type ResponseGate, type ResponseGateOptions,
@@ -19,4 +19,4 @@ export { governJsonResponse, responseDenial, viewOfJsonBody, type JsonResponseVe
 export { createStreamViewer } from './view.ts';
 export { responseFamilyOf } from './decoders.ts';
 export { streamErrorEvent, type GateFailure } from './stream-error.ts';
-export type { PartVerdict, ResponseFamily, ResponseView, TextPart, ToolCall } from './types.ts';
+export type { PartVerdict, ResponseFamily, ResponseView, TextPart, ToolCall } from '../policy/response-types.ts';

@@ -1,5 +1,5 @@
 import type { Modification } from './decoder.ts';
-import type { ResponseFamily, TextPart, ToolCall } from './types.ts';
+import type { ResponseFamily, TextPart, ToolCall } from '../policy/response-types.ts';
 import { anthropicJsonParts } from './json-anthropic.ts';
 import { geminiJsonParts } from './json-gemini.ts';
 import { openAiJsonParts } from './json-openai.ts';

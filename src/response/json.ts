@@ -1,8 +1,8 @@
-import { denialBody, errorEnvelope, errorStyleFor } from '../providers.ts';
+import { denialBody, errorEnvelope, errorStyleFor } from '../http/providers.ts';
 import { jsonParts } from './json-parts.ts';
 import { responseFamilyOf } from './decoders.ts';
-import type { ResponseRules } from './rules.ts';
-import type { PartVerdict, ResponseView } from './types.ts';
+import type { ResponseRules } from '../policy/response-rules.ts';
+import type { PartVerdict, ResponseView } from '../policy/response-types.ts';
 
 /** What the rules decided for a JSON response body. */
 export type JsonResponseVerdict =
@@ -90,7 +90,7 @@ export function governJsonResponse(provider: string, body: Buffer, rules: Respon
 
 /**
  * The answer to a denied JSON response: the request side's provider-shaped
- * 403 (src/providers.ts), so the official SDKs raise PermissionDeniedError
+ * 403 (src/http/providers.ts), so the official SDKs raise PermissionDeniedError
  * with `blocked by FirstOps policy: <reason>`.
  */
 export function responseDenial(provider: string, policyId: string, reason: string): { status: number; body: Buffer } {

@@ -1,5 +1,5 @@
-import { denialBody, errorEnvelope, type ErrorBody } from '../providers.ts';
-import type { ResponseFamily } from './types.ts';
+import { denialBody, errorEnvelope, type ErrorBody } from '../http/providers.ts';
+import type { ResponseFamily } from '../policy/response-types.ts';
 
 /** Why the gate ended a response that no rule denied. */
 export type GateFailure =
@@ -46,7 +46,7 @@ export function denyBody(policyId: string, reason: string): ErrorBody {
  *   SDK throws APIError for any event whose data has `error`;
  * - Anthropic: `event: error` with `{"type":"error","error":{type,message}}`;
  * - Gemini: `data: {"error":{code,message,status}}`, as its API reports errors.
- * The envelopes are the request side's (src/providers.ts).
+ * The envelopes are the request side's (src/http/providers.ts).
  */
 export function streamErrorEvent(family: ResponseFamily, body: ErrorBody): Buffer {
   const data = JSON.stringify(errorEnvelope(family, body));

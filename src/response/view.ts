@@ -1,6 +1,6 @@
 import { createStreamDecoder, responseFamilyOf } from './decoders.ts';
 import { createSseFramer, readSseFields } from './sse-frame.ts';
-import type { ResponseView } from './types.ts';
+import type { ResponseView } from '../policy/response-types.ts';
 
 export { viewOfJsonBody } from './json.ts';
 

@@ -1,12 +1,12 @@
 import type { Context } from 'hono';
 import type { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { ClientAbortedError, readBody, type ReadBodyOptions } from '../body.ts';
+import { ClientAbortedError, readBody, type ReadBodyOptions } from '../http/body.ts';
 import { SidecarError } from '../errors.ts';
 import type { Metrics, Route } from '../metrics.ts';
-import type { ErrorStyle } from '../providers.ts';
-import { clientGone, relayResponse, type BodyObserver } from '../relay.ts';
-import type { ProxyEnv } from '../context.ts';
+import type { ErrorStyle } from '../http/providers.ts';
+import { clientGone, relayResponse, type BodyObserver } from '../http/relay.ts';
+import type { ProxyEnv } from '../http/context.ts';
 import { RESPONSE_ALREADY_SENT, replySidecarError } from './respond.ts';
 
 /**

@@ -4,17 +4,17 @@ import { pipeline, type Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
-import type { ProxyEnv, RequestRecord } from '../context.ts';
+import type { ProxyEnv, RequestRecord } from '../http/context.ts';
 import { SidecarError } from '../errors.ts';
-import { upstreamError } from '../failures.ts';
-import { isEventStream, isJsonContentType, relayResponseHeaders } from '../headers.ts';
+import { upstreamError } from '../egress/failures.ts';
+import { isEventStream, isJsonContentType, relayResponseHeaders } from '../http/headers.ts';
 import type { BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
-import { denialBody, type ErrorStyle } from '../providers.ts';
-import type { BodyObserver } from '../relay.ts';
+import { denialBody, type ErrorStyle } from '../http/providers.ts';
+import type { BodyObserver } from '../http/relay.ts';
 import { createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules } from '../response/index.ts';
 import type { Hop } from './hop.ts';
-import type { ResponseRemote } from './response-remote.ts';
+import type { ResponseRemote } from '../response/remote.ts';
 import { RESPONSE_ALREADY_SENT, replyError, replySidecarError } from './respond.ts';
 
 /** The largest JSON response body (as received, and decoded) the response rules read; a larger one is refused, never passed ungoverned. */

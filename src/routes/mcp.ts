@@ -2,13 +2,13 @@ import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { SidecarError } from '../errors.ts';
-import { gatewayError } from '../failures.ts';
-import type { GatewayClient } from '../gateway.ts';
-import type { IdentityStore } from '../identity-store.ts';
+import { gatewayError } from '../egress/failures.ts';
+import type { GatewayClient } from '../identity/gateway.ts';
+import type { IdentityStore } from '../identity/store.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
-import { createEndpointRewriter, localRewriter } from '../sse.ts';
-import type { ProxyEnv } from '../context.ts';
+import { createEndpointRewriter, localRewriter } from '../http/sse.ts';
+import type { ProxyEnv } from '../http/context.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { replySidecarError, targetOf } from './respond.ts';
 

@@ -1,8 +1,8 @@
 import { Hono, type Context } from 'hono';
 import { SidecarError, isSidecarError } from '../errors.ts';
-import { assertSafePath } from '../path.ts';
+import { assertSafePath } from '../http/path.ts';
 import type { Logger } from '../log.ts';
-import { routeOf, type ProxyEnv } from '../context.ts';
+import { routeOf, type ProxyEnv } from '../http/context.ts';
 import { replySidecarError, targetOf } from './respond.ts';
 
 type Handler = (c: Context<ProxyEnv>) => Promise<Response>;

@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { SidecarError } from '../errors.ts';
-import { errorEnvelope, sidecarErrorBody, type ErrorBody, type ErrorStyle } from '../providers.ts';
-import { parseTarget, type Target } from '../path.ts';
-import type { ProxyEnv } from '../context.ts';
+import { errorEnvelope, sidecarErrorBody, type ErrorBody, type ErrorStyle } from '../http/providers.ts';
+import { parseTarget, type Target } from '../http/path.ts';
+import type { ProxyEnv } from '../http/context.ts';
 
 export { RESPONSE_ALREADY_SENT };
 

@@ -1,4 +1,4 @@
-import { errorStyleFor, type ErrorStyle } from '../providers.ts';
+import { errorStyleFor, type ErrorStyle } from '../http/providers.ts';
 import { ANTHROPIC_USAGE } from './anthropic.ts';
 import { GEMINI_USAGE } from './gemini.ts';
 import { OPENAI_USAGE } from './openai.ts';
@@ -10,7 +10,7 @@ const FAMILIES: Readonly<Record<ErrorStyle, UsageFamily>> = {
   gemini: GEMINI_USAGE,
 };
 
-/** A provider's family follows its error style (src/providers.ts): unlisted providers speak OpenAI. */
+/** A provider's family follows its error style (src/http/providers.ts): unlisted providers speak OpenAI. */
 export function usageFamilyFor(provider: string): UsageFamily {
   return FAMILIES[errorStyleFor(provider)];
 }

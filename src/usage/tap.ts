@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Transform } from 'node:stream';
-import type { RequestRecord } from '../context.ts';
-import { isEventStream, isJsonContentType } from '../headers.ts';
-import type { BodyObserver } from '../relay.ts';
+import type { RequestRecord } from '../http/context.ts';
+import { isEventStream, isJsonContentType } from '../http/headers.ts';
+import type { BodyObserver } from '../http/relay.ts';
 import { readUsage, readUsageText, requestModelOf } from './extract.ts';
 import { usageFamilyFor } from './families.ts';
 import { cleanModel } from './labels.ts';

@@ -1,4 +1,4 @@
-import type { ErrorStyle } from '../providers.ts';
+import type { ErrorStyle } from '../http/providers.ts';
 
 /** `gen_ai.operation.name` values the sidecar reports (the convention's well-known names). */
 export type Operation = 'chat' | 'text_completion' | 'embeddings' | 'generate_content';

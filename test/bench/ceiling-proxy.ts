@@ -9,7 +9,7 @@
 // ES256 signature (a DPoP-shaped JWT: fixed header, fresh jti/htm/htu/iat) and
 // one POST of the body to the gateway's evaluate-hook, whose JSON answer must
 // say allow. CEILING_SIGNER picks the signature: `node` (default; node:crypto
-// sign with the KeyObject, as src/identity.ts does) or `jose` (jose's SignJWT,
+// sign with the KeyObject, as src/identity/agent.ts does) or `jose` (jose's SignJWT,
 // WebCrypto).
 import { createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createStreamViewer } from '../../src/response/view.ts';
 import { STREAM_CASES } from './cases.ts';
 import { issueRules, randomChunks, runGate, splits } from './harness.ts';
-import { compileResponseRules } from '../../src/response/rules.ts';
+import { compileResponseRules } from '../../src/policy/response-rules.ts';
 import { chatInterleaved, ISSUE_RULES, SAFE, SHELL_LS, SHELL_RM, WITH_KEY, type ToolSpec } from './streams.ts';
 
 const TEXT = 'ok: é🌍';

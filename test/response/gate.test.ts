@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileResponseRules } from '../../src/response/rules.ts';
+import { compileResponseRules } from '../../src/policy/response-rules.ts';
 import { createResponseGate, type RemoteCallHook } from '../../src/response/gate.ts';
-import type { PartVerdict, ToolCall } from '../../src/response/types.ts';
+import type { PartVerdict, ToolCall } from '../../src/policy/response-types.ts';
 import { createStreamViewer } from '../../src/response/view.ts';
 import { before, STREAM_CASES } from './cases.ts';
 import { issueRules, openGate, runGate } from './harness.ts';

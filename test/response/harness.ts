@@ -1,5 +1,5 @@
 import { createResponseGate, type GateSummary, type HeldReport, type ResponseGateOptions } from '../../src/response/gate.ts';
-import { compileResponseRules, type ResponseRules } from '../../src/response/rules.ts';
+import { compileResponseRules, type ResponseRules } from '../../src/policy/response-rules.ts';
 import { ISSUE_RULES } from './streams.ts';
 
 export const issueRules: ResponseRules = compileResponseRules(ISSUE_RULES);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { governJsonResponse } from '../../src/response/json.ts';
-import { compileResponseRules } from '../../src/response/rules.ts';
+import { compileResponseRules } from '../../src/policy/response-rules.ts';
 import { viewOfJsonBody } from '../../src/response/view.ts';
 import { issueRules } from './harness.ts';
 import { anthropicBody, chatCompletionBody, geminiBody, ISSUE_RULES, KEY, responsesBody, SAFE, SHELL_RM, WITH_KEY, type ToolSpec } from './streams.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileResponseRules } from '../../src/response/rules.ts';
+import { compileResponseRules } from '../../src/policy/response-rules.ts';
 import { createStreamViewer } from '../../src/response/view.ts';
 import { before, STREAM_CASES } from './cases.ts';
 import { openGate, randomChunks, runGate, splits } from './harness.ts';

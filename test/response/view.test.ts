@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createStreamViewer, viewOfJsonBody } from '../../src/response/view.ts';
-import type { ResponseView } from '../../src/response/types.ts';
+import type { ResponseView } from '../../src/policy/response-types.ts';
 import { randomChunks, splits } from './harness.ts';
 import {
   anthropicBody, anthropicToolStream, chatCompletionBody, chatInterleaved, chatToolStream, geminiBody, geminiToolStream,

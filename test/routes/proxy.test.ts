@@ -8,7 +8,7 @@ import { createInspector } from '../../src/policy/pool.ts';
 import { createLlmHandler } from '../../src/routes/llm.ts';
 import { createBodyBudget } from '../../src/memory/budget.ts';
 import { createProxyApp } from '../../src/routes/proxy.ts';
-import { createDispatcher } from '../../src/upstream.ts';
+import { createDispatcher } from '../../src/egress/upstream.ts';
 import { LogCapture } from '../helpers/logs.ts';
 
 /** The proxy app without a socket: everything decided before a body is read or a hop is made. */

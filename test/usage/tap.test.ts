@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { newRecord } from '../../src/context.ts';
+import { newRecord } from '../../src/http/context.ts';
 import { createGenAiMetrics } from '../../src/usage/metrics.ts';
 import { openUsageTap } from '../../src/usage/tap.ts';
 

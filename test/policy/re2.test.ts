@@ -5,13 +5,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { nativeProblem } from '../src/cli.ts';
-import { MAIN, NODE } from './helpers/process.ts';
+import { nativeProblem } from '../../src/cli.ts';
+import { MAIN, NODE } from '../helpers/process.ts';
 
 // The native re2 addon (node-gyp) must be built for the project's Node, not
 // for the Node npm ran under (scripts/ensure-re2.mjs, .npmrc): this file runs
 // under the project's node, so these fail when the install built it wrongly.
-const POLICY = new URL('../examples/policy.yaml', import.meta.url).pathname;
+const POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
 
 test('the native binding loads under the project node (the ABI npm built it for)', () => {
   assert.equal(nativeProblem(), undefined);

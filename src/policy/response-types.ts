@@ -1,8 +1,8 @@
-import type { ErrorStyle } from '../providers.ts';
+import type { ErrorStyle } from '../http/providers.ts';
 
 /**
  * The provider families a response is read as. They follow the error style
- * (src/providers.ts): `openai` covers Chat Completions and the Responses API
+ * (src/http/providers.ts): `openai` covers Chat Completions and the Responses API
  * (told apart per event and per body), `anthropic` the Messages API and
  * `gemini` generateContent / streamGenerateContent.
  */

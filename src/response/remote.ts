@@ -3,7 +3,7 @@ import { joinParts, type BodyParts } from '../json/edits.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { encodePostToolUseEvent, type RemoteEvaluator, type RemoteVerdict } from '../policy/types.ts';
-import type { PartVerdict, RemoteCallHook, ResponseView, ToolCall } from '../response/index.ts';
+import type { PartVerdict, RemoteCallHook, ResponseView, ToolCall } from './index.ts';
 
 const MAX_LOGGED_NAME = 256;
 

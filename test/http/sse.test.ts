@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createEndpointRewriter, gatewayToLocal } from '../src/sse.ts';
+import { createEndpointRewriter, gatewayToLocal } from '../../src/http/sse.ts';
 
 async function run(chunks: Buffer[], rewrite = gatewayToLocal('https://gw.example.com/base', 'http://127.0.0.1:9322')): Promise<string> {
   const t = createEndpointRewriter(rewrite);

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'undici';
-import { ConfigError, describeConfig, loadConfig } from '../src/config.ts';
-import { describeRoute, proxyFor, readEgress } from '../src/egress.ts';
-import { parseNoProxy } from '../src/no-proxy.ts';
-import { createDispatcher } from '../src/upstream.ts';
-import { upstreamError, gatewayError } from '../src/failures.ts';
-import { ProxyError } from '../src/proxy-error.ts';
+import { ConfigError, describeConfig, loadConfig } from '../../src/config.ts';
+import { describeRoute, proxyFor, readEgress } from '../../src/egress/proxies.ts';
+import { parseNoProxy } from '../../src/egress/no-proxy.ts';
+import { createDispatcher } from '../../src/egress/upstream.ts';
+import { upstreamError, gatewayError } from '../../src/egress/failures.ts';
+import { ProxyError } from '../../src/egress/proxy-error.ts';
 
 const noProblems = (name: string, value: string, expected: string): never => {
   throw new Error(`unexpected problem ${name}=${value}: ${expected}`);

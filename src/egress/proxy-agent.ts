@@ -1,5 +1,5 @@
 import { Pool, ProxyAgent, type Dispatcher, type buildConnector } from 'undici';
-import type { ProxyServer } from './egress.ts';
+import type { ProxyServer } from './proxies.ts';
 import { ProxyError, tlsCode } from './proxy-error.ts';
 
 export interface PoolOptions {

@@ -9,7 +9,7 @@ import { startGateway, type FakeGateway, type HookReply } from '../helpers/gatew
 import { makeIdentityDir, type TestIdentity } from '../helpers/identity.ts';
 import { rawRequest } from '../helpers/raw.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
-import { chatCompletionBody, chatToolStream, KEY, SAFE, WITH_KEY, type ToolSpec } from '../response/streams.ts';
+import { chatCompletionBody, chatToolStream, KEY, SAFE, WITH_KEY, type ToolSpec } from './streams.ts';
 
 const POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
 const SEND_MAIL: ToolSpec = { id: 'call_mail', name: 'send_email', args: { to: 'all@example.com', body: 'quarterly numbers' } };

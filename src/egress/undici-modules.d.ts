@@ -1,4 +1,4 @@
-// undici ships types for its index only; src/undici.ts imports its modules
+// undici ships types for its index only; src/egress/undici.ts imports its modules
 // one by one and gives them the index's types.
 declare module 'undici/lib/dispatcher/agent.js' { const value: unknown; export default value; }
 declare module 'undici/lib/dispatcher/dispatcher.js' { const value: { prototype: object }; export default value; }

@@ -1,8 +1,8 @@
 import type { Agent, Dispatcher } from 'undici';
 import * as undici from './undici.ts';
 import { loadClientCertificates, type ClientCertFiles, type ClientCertificate } from './client-certs.ts';
-import { anyProxy, describeRoute, proxyFor, type EgressConfig, type ProxyServer } from './egress.ts';
-import type { Logger } from './log.ts';
+import { anyProxy, describeRoute, proxyFor, type EgressConfig, type ProxyServer } from './proxies.ts';
+import type { Logger } from '../log.ts';
 import { createProxyAgent } from './proxy-agent.ts';
 
 export interface DispatcherOptions {

@@ -3,8 +3,8 @@
 // on a large body and handles any depth without recursion.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasDuplicateKeys, jsonShapeProblem } from '../../src/json-keys.ts';
-import { hasDuplicateKeys as reference } from './json.ts';
+import { hasDuplicateKeys, jsonShapeProblem } from '../../src/json/keys.ts';
+import { hasDuplicateKeys as reference } from '../fuzz/json.ts';
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;

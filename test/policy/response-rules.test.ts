@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { compilePolicy, PolicyFileError } from '../../src/policy/local.ts';
 import { toolCallOf } from '../../src/response/arguments.ts';
-import { compileResponseRules } from '../../src/response/rules.ts';
-import { issueRules } from './harness.ts';
-import { KEY } from './streams.ts';
+import { compileResponseRules } from '../../src/policy/response-rules.ts';
+import { issueRules } from '../response/harness.ts';
+import { KEY } from '../response/streams.ts';
 
 const call = (name: string, args: unknown) => toolCallOf('k', 'id', name, typeof args === 'string' ? args : JSON.stringify(args));
 
@@ -87,7 +87,7 @@ test('errors name the rule: a pattern RE2 refuses, a bad glob, a bad field path,
 });
 
 test('the policy file: a responses section passes the loader\'s schema, and the shipped example compiles', () => {
-  const text = readFileSync(new URL('./policy.yaml', import.meta.url), 'utf8');
+  const text = readFileSync(new URL('../response/policy.yaml', import.meta.url), 'utf8');
   const policy = compilePolicy(text, 'test/response/policy.yaml');
   assert.deepEqual(policy.ruleIds, ['block-unapproved-models', 'redact-secrets-in-prompts']);
   const rules = compileResponseRules((parseYaml(text) as { responses: unknown }).responses);

@@ -1,4 +1,4 @@
-import type { SidecarError } from './errors.ts';
+import type { SidecarError } from '../errors.ts';
 
 /**
  * How each provider family shapes an error body, so the official SDKs raise

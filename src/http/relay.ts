@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { pipeline, type Readable, type Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isEventStream, markEventStream, relayResponseHeaders } from './headers.ts';
-import type { Metrics, Route } from './metrics.ts';
+import type { Metrics, Route } from '../metrics.ts';
 
 /** Sees a copy of what is relayed, after the client got it; it must not throw. */
 export interface BodyObserver {

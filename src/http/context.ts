@@ -1,5 +1,5 @@
 import type { HttpBindings } from '@hono/node-server';
-import type { DecisionSource, Route } from './metrics.ts';
+import type { DecisionSource, Route } from '../metrics.ts';
 import type { Target } from './path.ts';
 
 /** What a request's handler learns, for the one log line and the metrics written when it ends. */

@@ -1,4 +1,4 @@
-import { SidecarError, isSidecarError, type ErrorCode } from './errors.ts';
+import { SidecarError, isSidecarError, type ErrorCode } from '../errors.ts';
 import { proxyFailureOf, tlsCode } from './proxy-error.ts';
 
 // How a failed hop (to an LLM upstream, or to the FirstOps gateway) maps to

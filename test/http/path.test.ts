@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertSafePath, parseTarget } from '../src/path.ts';
+import { assertSafePath, parseTarget } from '../../src/http/path.ts';
 
 test('dot segments are refused in every encoding', () => {
   const bad = [

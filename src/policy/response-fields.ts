@@ -1,4 +1,4 @@
-import type { Pattern } from '../policy/regex.ts';
+import type { Pattern } from './regex.ts';
 
 /**
  * A field path into a tool call's arguments: dot-separated keys (an array

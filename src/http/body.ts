@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { SidecarError } from './errors.ts';
-import type { BodyBudget, BudgetShare } from './memory/budget.ts';
-import { createReclaimer } from './memory/reclaim.ts';
+import { SidecarError } from '../errors.ts';
+import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
+import { createReclaimer } from '../memory/reclaim.ts';
 
 export interface ReadBodyOptions {
   /** FIRSTOPS_MAX_BODY_BYTES. */

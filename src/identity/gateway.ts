@@ -1,9 +1,9 @@
 import type { Dispatcher } from 'undici';
-import { SidecarError } from './errors.ts';
-import { gatewayError } from './failures.ts';
-import type { IdentityStore } from './identity-store.ts';
-import type { Metrics } from './metrics.ts';
-import { undiciBody } from './json/edits.ts';
+import { SidecarError } from '../errors.ts';
+import { gatewayError } from '../egress/failures.ts';
+import type { IdentityStore } from './store.ts';
+import type { Metrics } from '../metrics.ts';
+import { undiciBody } from '../json/edits.ts';
 
 export interface GatewayRequest {
   readonly method: string;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPoller } from '../src/reload.ts';
+import { startPoller } from '../../src/identity/reload.ts';
 
 test('check() reads after the call even while a check is under way', async () => {
   let value = 'a';

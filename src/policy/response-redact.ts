@@ -1,4 +1,4 @@
-import type { Pattern } from '../policy/regex.ts';
+import type { Pattern } from './regex.ts';
 
 export interface Redaction {
   /** The redaction's `name` in the policy file ('' when unnamed), for logs. */

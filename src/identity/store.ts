@@ -1,7 +1,7 @@
-import { createIdentity, readIdentityFiles, IdentityError, type Identity, type IdentityFiles } from './identity.ts';
+import { createIdentity, readIdentityFiles, IdentityError, type Identity, type IdentityFiles } from './agent.ts';
 import { startPoller } from './reload.ts';
-import type { Logger } from './log.ts';
-import type { Metrics } from './metrics.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** What is loaded, for the debug listener: the agent id and key thumbprint, never the key. */
 export interface IdentityStatus {

@@ -1,10 +1,10 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { PolicyFileError } from '../policy/rules.ts';
-import { compileGlobs, compilePattern, type Pattern } from '../policy/regex.ts';
-import schema from '../policy/policy.schema.json' with { type: 'json' };
-import { parseFieldPath, someFieldMatches, type FieldPath } from './fields.ts';
-import { redactString, redactValue, type Redaction } from './redact.ts';
-import { NO_MATCH, type PartVerdict, type TextPart, type ToolCall } from './types.ts';
+import { PolicyFileError } from './rules.ts';
+import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
+import schema from './policy.schema.json' with { type: 'json' };
+import { parseFieldPath, someFieldMatches, type FieldPath } from './response-fields.ts';
+import { redactString, redactValue, type Redaction } from './response-redact.ts';
+import { NO_MATCH, type PartVerdict, type TextPart, type ToolCall } from './response-types.ts';
 
 type Globs = string | string[];
 

@@ -1,4 +1,4 @@
-import { SidecarError } from './errors.ts';
+import { SidecarError } from '../errors.ts';
 
 export interface Target {
   /** The path exactly as the client sent it (still percent-encoded). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SidecarError } from '../src/errors.ts';
-import { denialBody, errorEnvelope, errorStyleFor, sidecarErrorBody } from '../src/providers.ts';
+import { SidecarError } from '../../src/errors.ts';
+import { denialBody, errorEnvelope, errorStyleFor, sidecarErrorBody } from '../../src/http/providers.ts';
 
 test('providers map to their error style; anything else speaks OpenAI', () => {
   assert.equal(errorStyleFor('anthropic'), 'anthropic');

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
-import { IdentityError, createIdentity, derToJose, htuOf, readIdentityFiles } from '../src/identity.ts';
-import { emptyDir, generateKey, makeIdentityDir } from './helpers/identity.ts';
+import { IdentityError, createIdentity, derToJose, htuOf, readIdentityFiles } from '../../src/identity/agent.ts';
+import { emptyDir, generateKey, makeIdentityDir } from '../helpers/identity.ts';
 
 for (const format of ['pkcs8', 'sec1'] as const) {
   test(`loads an EC P-256 key in ${format} PEM and signs verifiable DPoP proofs`, async () => {
