@@ -3,12 +3,16 @@
  * overrides into a typed value. Problems are collected (one line each, naming
  * the annotation) so the rejection message lists them all at once.
  */
-import type { ResourceName } from './config.ts';
 import { SIDECAR_ENV, checkSidecarEnvValue, upstreamEnvName } from './sidecar-env.ts';
 import {
+
   FAIL_MODE_VALUES, LOG_LEVEL_VALUES, PROXY_MODE_VALUES, checkConfigMapKey, checkHttpUrl, checkObjectName, checkOneOf,
   checkQuantity, parseBoolean,
 } from './validate.ts';
+
+/** The container resources the injector sets (requests and limits). */
+export const RESOURCE_NAMES = ['cpu', 'memory', 'ephemeral-storage'] as const;
+export type ResourceName = (typeof RESOURCE_NAMES)[number];
 
 export const ANNOTATION_PREFIX = 'firstops.dev/';
 

@@ -4,7 +4,7 @@
  * the variable at fault, so a bad Helm value fails the pod at start with one
  * readable message instead of at the first admission request.
  */
-import { checkClientCertName } from './annotations.ts';
+import { RESOURCE_NAMES, checkClientCertName, type ResourceName } from './annotations.ts';
 import { InjectorError } from './errors.ts';
 import { SIDECAR_ENV, checkSidecarEnv } from './sidecar-env.ts';
 import {
@@ -42,8 +42,6 @@ export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
 export type PullPolicy = (typeof PULL_POLICIES)[number];
 export const MISSING_SECRET_ACTIONS = ['reject', 'warn'] as const;
 export type MissingSecretAction = (typeof MISSING_SECRET_ACTIONS)[number];
-export const RESOURCE_NAMES = ['cpu', 'memory', 'ephemeral-storage'] as const;
-export type ResourceName = (typeof RESOURCE_NAMES)[number];
 
 export interface ResourceRequirements {
   requests: Partial<Record<ResourceName, string>>;

@@ -5,7 +5,8 @@
 import type { PodOverrides } from './annotations.ts';
 import { ANNOTATIONS } from './annotations.ts';
 import type { PullPolicy, ResourceRequirements, SidecarDefaults } from './config.ts';
-import { RESOURCE_NAMES, checkResourceOrder } from './config.ts';
+import { RESOURCE_NAMES } from './annotations.ts';
+import { checkResourceOrder } from './config.ts';
 import {
   CA_MOUNT_DIR, CLIENT_CERT_MOUNT_DIR, clientCertEnvNames, DEFAULT_ADMIN_PORT, DEFAULT_IDENTITY_DIR, DEFAULT_PROXY_PORT, POLICY_MOUNT_DIR, SIDECAR_ENV, checkSidecarEnv,
   portFromEnv, problemVariable,

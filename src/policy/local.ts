@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
-import { compileRules, PolicyFileError, type LocalPolicy, type PolicyDoc } from './rules.ts';
+import { compileRules, type LocalPolicy, type PolicyDoc } from './rules.ts';
+import { PolicyFileError } from './file-error.ts';
 import schema from './policy.schema.json' with { type: 'json' };
 import { compileResponseRules } from './response-rules.ts';
 
-export { MODEL_FIELD, PolicyFileError, RewriteTooLargeError } from './rules.ts';
+export { MODEL_FIELD, RewriteTooLargeError } from './rules.ts';
+export { PolicyFileError } from './file-error.ts';
 export type { FieldValue, JsonObjectBody, LocalCall, LocalPolicy, PolicyDoc } from './rules.ts';
 
 /**

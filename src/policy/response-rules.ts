@@ -1,5 +1,5 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { PolicyFileError } from './rules.ts';
+import { PolicyFileError, unusable } from './file-error.ts';
 import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
 import schema from './policy.schema.json' with { type: 'json' };
 import { parseFieldPath, someFieldMatches, type FieldPath } from './response-fields.ts';
@@ -58,14 +58,6 @@ function validate(section: unknown): asserts section is ResponseRuleDoc[] {
   }
 }
 
-function refused(where: string, what: string, source: string, err: unknown): PolicyFileError {
-  if ((err as { code?: string }).code === 'native_module') throw err;
-  return new PolicyFileError(
-    `${where}: ${what} ${JSON.stringify(source)} cannot be used: ${(err as Error).message} ` +
-      '(patterns use RE2 syntax, which runs in linear time: no backreferences, lookahead, lookbehind or possessive quantifiers)',
-    { cause: err },
-  );
-}
 
 function compileRule(doc: ResponseRuleDoc, index: number): Rule {
   const name = `responses[${index}] (id ${JSON.stringify(doc.id)})`;
@@ -74,7 +66,7 @@ function compileRule(doc: ResponseRuleDoc, index: number): Rule {
     try {
       return compileGlobs(value);
     } catch (err) {
-      throw refused(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
+      throw unusable(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
     }
   };
   const fields = Object.entries(doc.match?.arguments ?? {}).map(([path, value]) => {
@@ -86,7 +78,7 @@ function compileRule(doc: ResponseRuleDoc, index: number): Rule {
     try {
       return { name: r.name ?? '', pattern: compilePattern(r.pattern, `g${r.flags ?? ''}`), replacement: r.replacement ?? '[REDACTED]' };
     } catch (err) {
-      throw refused(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
+      throw unusable(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
     }
   });
   return {

@@ -4,14 +4,8 @@ import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
 import { cannotMatchSpace, sourceOffsets, WINDOW_BYTES, windowEnds } from './windows.ts';
 import type { LocalVerdict } from './types.ts';
 import type { ResponseRules } from './response-rules.ts';
+import { PolicyFileError, unusable } from './file-error.ts';
 
-export class PolicyFileError extends Error {
-  readonly code = 'invalid_policy';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'PolicyFileError';
-  }
-}
 
 interface Redaction {
   readonly pattern: Pattern;
@@ -110,13 +104,6 @@ function ruleName(doc: RuleDoc, index: number): string {
   return `rules[${index}] (id ${JSON.stringify(doc.id)})`;
 }
 
-function refused(where: string, what: string, source: string, err: unknown): PolicyFileError {
-  return new PolicyFileError(
-    `${where}: ${what} ${JSON.stringify(source)} cannot be used: ${(err as Error).message} ` +
-      '(patterns use RE2 syntax, which runs in linear time: no backreferences, lookahead, lookbehind or possessive quantifiers)',
-    { cause: err },
-  );
-}
 
 function compileRule(doc: RuleDoc, index: number, fieldId: (path: readonly string[]) => number): Rule {
   const name = ruleName(doc, index);
@@ -124,8 +111,7 @@ function compileRule(doc: RuleDoc, index: number, fieldId: (path: readonly strin
     try {
       return { pattern: compilePattern(r.pattern, `g${r.flags ?? ''}`), replacement: r.replacement ?? '[REDACTED]', spaceFree: cannotMatchSpace(r.pattern) };
     } catch (err) {
-      if ((err as { code?: string }).code === 'native_module') throw err;
-      throw refused(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
+      throw unusable(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
     }
   });
   const globs = (field: string, value: Globs | undefined): Pattern | undefined => {
@@ -133,8 +119,7 @@ function compileRule(doc: RuleDoc, index: number, fieldId: (path: readonly strin
     try {
       return compileGlobs(value);
     } catch (err) {
-      if ((err as { code?: string }).code === 'native_module') throw err;
-      throw refused(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
+      throw unusable(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
     }
   };
   return {

@@ -1,8 +1,5 @@
 import type { Modification } from './decoder.ts';
 import type { ResponseFamily, TextPart, ToolCall } from '../policy/response-types.ts';
-import { anthropicJsonParts } from './json-anthropic.ts';
-import { geminiJsonParts } from './json-gemini.ts';
-import { openAiJsonParts } from './json-openai.ts';
 
 /** A tool call found in a parsed JSON response, and how to give it new arguments (in place). */
 export interface JsonCall {
@@ -20,17 +17,4 @@ export interface JsonText {
 export interface JsonParts {
   readonly calls: JsonCall[];
   readonly texts: JsonText[];
-}
-
-const READERS: Readonly<Record<ResponseFamily, (doc: unknown, into: JsonParts) => void>> = {
-  openai: openAiJsonParts,
-  anthropic: anthropicJsonParts,
-  gemini: geminiJsonParts,
-};
-
-/** The tool calls and text of a parsed JSON response body of `family`; nothing for bodies of another shape. */
-export function jsonParts(family: ResponseFamily, doc: unknown): JsonParts {
-  const parts: JsonParts = { calls: [], texts: [] };
-  READERS[family](doc, parts);
-  return parts;
 }

@@ -1,8 +1,24 @@
 import { denialBody, errorEnvelope, errorStyleFor } from '../http/providers.ts';
-import { jsonParts } from './json-parts.ts';
+import { anthropicJsonParts } from './json-anthropic.ts';
+import { geminiJsonParts } from './json-gemini.ts';
+import { openAiJsonParts } from './json-openai.ts';
+import type { JsonParts } from './json-parts.ts';
 import { responseFamilyOf } from './decoders.ts';
 import type { ResponseRules } from '../policy/response-rules.ts';
-import type { PartVerdict, ResponseView } from '../policy/response-types.ts';
+import type { PartVerdict, ResponseFamily, ResponseView } from '../policy/response-types.ts';
+
+const READERS: Readonly<Record<ResponseFamily, (doc: unknown, into: JsonParts) => void>> = {
+  openai: openAiJsonParts,
+  anthropic: anthropicJsonParts,
+  gemini: geminiJsonParts,
+};
+
+/** The tool calls and text of a parsed JSON response body of `family`; nothing for bodies of another shape. */
+function jsonParts(family: ResponseFamily, doc: unknown): JsonParts {
+  const parts: JsonParts = { calls: [], texts: [] };
+  READERS[family](doc, parts);
+  return parts;
+}
 
 /** What the rules decided for a JSON response body. */
 export type JsonResponseVerdict =

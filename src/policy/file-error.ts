@@ -1,0 +1,21 @@
+/** The policy file (or one rule of it) cannot be used: the message names the rule and the reason. */
+export class PolicyFileError extends Error {
+  readonly code = 'invalid_policy';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PolicyFileError';
+  }
+}
+
+/**
+ * A rule's pattern or glob that RE2 refused, named by where it stands. A
+ * missing native module is not the policy's fault: that error is thrown as it is.
+ */
+export function unusable(where: string, what: string, source: string, err: unknown): PolicyFileError {
+  if ((err as { code?: string }).code === 'native_module') throw err;
+  return new PolicyFileError(
+    `${where}: ${what} ${JSON.stringify(source)} cannot be used: ${(err as Error).message} ` +
+      '(patterns use RE2 syntax, which runs in linear time: no backreferences, lookahead, lookbehind or possessive quantifiers)',
+    { cause: err },
+  );
+}
