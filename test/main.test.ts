@@ -114,6 +114,25 @@ test('bad configuration: exit 2 naming every problem, nothing listens', async ()
   assert.match(err, /FIRSTOPS_GATEWAY_URL="nope"/);
 });
 
+test('a second sidecar on the same ports: exit 2 naming the address and the variable that moves it, nothing left listening', async () => {
+  const first = runSidecar([], BASE_ENV);
+  const ports = portsOf(await first.waitFor('firstops-sidecar listening'));
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ FIRSTOPS_DEBUG_PORT: String(ports.debug) }, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${ports.debug}: the address is already in use .*set FIRSTOPS_DEBUG_PORT \\(or FIRSTOPS_DEBUG_HOST\\)`)],
+    [{ FIRSTOPS_PORT: String(ports.proxy) }, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${ports.proxy}: the address is already in use .*set FIRSTOPS_PORT \\(or FIRSTOPS_LISTEN_HOST\\)`)],
+    [{ FIRSTOPS_ADMIN_PORT: String(ports.admin) }, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${ports.admin}: the address is already in use .*set FIRSTOPS_ADMIN_PORT \\(or FIRSTOPS_ADMIN_HOST\\)`)],
+  ];
+  for (const [env, message] of cases) {
+    const second = runSidecar([], { ...BASE_ENV, ...env });
+    assert.equal((await second.exit()).code, 2, JSON.stringify(env));
+    assert.match(second.stderr.join(''), message);
+    const fatal = second.lines.find((l) => l.msg === 'startup failed') as { err?: { code?: string } } | undefined;
+    assert.equal(fatal?.err?.code, 'EADDRINUSE', 'the log line keeps the system code');
+  }
+  first.child.kill('SIGTERM');
+  assert.equal((await first.exit()).code, 0);
+});
+
 test('an invalid key or policy file stops the start with a clear message', async () => {
   const dir = await emptyDir();
   await writeFile(join(dir.dir, 'agent-id'), 'agt_1');

@@ -1,27 +1,6 @@
-/**
- * The fields of one finished request, as the request log line has them: all
- * scalars named in code, so an entry never holds headers, bodies, keys or
- * proofs, and its size is bounded (the path and reason are cut).
- */
-export interface RequestLine {
-  readonly route: string;
-  readonly provider: string;
-  readonly method: string | undefined;
-  readonly path: string;
-  readonly status: number;
-  readonly duration_ms: number;
-  readonly decision: string | undefined;
-  readonly policy_id: string | undefined;
-  readonly source: string | undefined;
-  readonly reason: string | undefined;
-  readonly code: string | undefined;
-  /** The answer's verdict (issue 22), when response rules or remote response evaluation judged it. */
-  readonly response_decision: string | undefined;
-  readonly response_policy_id: string | undefined;
-  readonly response_source: string | undefined;
-  readonly bytes_in: number;
-  readonly bytes_out: number;
-}
+import type { RequestLine } from '../http/context.ts';
+
+export type { RequestLine };
 
 /** A line with the wall-clock time it was written, as /debug/requests serves it. */
 export type HistoryEntry = RequestLine & { readonly time: string };

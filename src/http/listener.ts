@@ -1,0 +1,192 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { RequestError, getRequestListener } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { ERROR_TABLE, type ErrorCode } from '../errors.ts';
+import { scalarChild, type Logger } from '../log.ts';
+import { methodLabel, type Metrics } from '../metrics.ts';
+import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestLine, type RequestRecord } from './context.ts';
+
+const MAX_LOGGED_PATH = 256;
+const MAX_LOGGED_REASON = 256;
+
+/** Which variables place a listener: a bind failure names them, so a second sidecar on a host says what to move. */
+export interface ListenerVariables {
+  readonly host: string;
+  readonly port: string;
+}
+
+const BIND_PROBLEMS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the address is already in use (another sidecar or process on this host?)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address is not available on this host',
+};
+
+/** Listens, or fails with a message naming the address, what went wrong and the variables that move it. */
+export function listen(server: Server, port: number, host: string, names: ListenerVariables): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException): void => {
+      const problem = (err.code && BIND_PROBLEMS[err.code]) ?? err.message;
+      reject(Object.assign(
+        new Error(`cannot listen on ${host}:${port}: ${problem}; set ${names.port} (or ${names.host}) to move it`, { cause: err }),
+        { code: err.code },
+      ));
+    };
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** How long a refused connection keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 2_000;
+
+/** Answers what node's HTTP parser refuses (bad framing, huge headers, slow clients) with a JSON error. */
+export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout'
+    : 'bad_request';
+  const { status, message } = ERROR_TABLE[code];
+  const body = JSON.stringify({ error: { code, message } });
+  // Lingering close: what the client is still sending is read and dropped for a
+  // moment, so its kernel does not see a reset (which can discard this answer
+  // before the client reads it) while it writes the rest of a large body.
+  socket.resume();
+  const answer = (): void => {
+    if (socket.destroyed) return;
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+    linger.unref();
+    socket.once('close', () => clearTimeout(linger));
+    socket.end(
+      `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  };
+  // A request read whole from this connection (the bytes after it are what
+  // failed) gets its own answer first: ending the socket under it would turn
+  // that answer into a reset. One still reading its body (the client left
+  // mid-body) is ended with the socket. node keeps the response in flight on
+  // the socket.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight && inFlight.req.complete && !inFlight.writableFinished) inFlight.once('close', answer);
+  else answer();
+}
+
+
+export interface ProxyServer {
+  readonly server: Server;
+  /** Responses not yet closed: what a drain waits for. */
+  readonly active: ReadonlySet<ServerResponse>;
+  /** From now on every response says `connection: close`; those not yet started too. */
+  startDraining(): void;
+}
+
+/**
+ * The proxy listener: runs each request through `app` and, once the response
+ * has closed and the handler has recorded everything it learned (bytes, error
+ * codes after a relay, the usage meter's figures), writes the request's
+ * metrics and its one log line and hands the line to `onLine` (the debug
+ * history). The duration is the client's, up to the close.
+ */
+export function createProxyServer(options: {
+  app: Hono<ProxyEnv>;
+  metrics: Metrics;
+  logger: Logger;
+  /** FIRSTOPS_LISTEN_HOST: the adapter builds request URLs with it. */
+  hostname: string;
+  onLine?: ((line: RequestLine) => void) | undefined;
+}): ProxyServer {
+  const { app, metrics, logger, onLine } = options;
+  const requestLog = scalarChild(logger, { component: 'request' });
+  let draining = false;
+  const active = new Set<ServerResponse>();
+  const records = new WeakMap<IncomingMessage, RequestRecord>();
+  const honoListener = getRequestListener(
+    (request, env) => {
+      const bindings = env as ProxyBindings;
+      const record = records.get(bindings.incoming);
+      if (record) bindings.record = record;
+      return app.fetch(request, bindings);
+    },
+    {
+      autoCleanupIncoming: false,
+      overrideGlobalObjects: false,
+      hostname: options.hostname,
+      // A Host header the adapter cannot build a URL from gets the same JSON error as everything else.
+      errorHandler: (err) => {
+        const code: ErrorCode = err instanceof RequestError ? 'bad_request' : 'internal';
+        if (code === 'internal') logger.error({ err: { message: (err as Error).message } }, 'request failed in the HTTP adapter');
+        const { status, message } = ERROR_TABLE[code];
+        return new Response(JSON.stringify({ error: { code, message } }), {
+          status,
+          headers: { 'content-type': 'application/json', connection: 'close' },
+        });
+      },
+    },
+  );
+
+  const finish = (req: IncomingMessage, res: ServerResponse, record: RequestRecord, started: number, closedAt: number): void => {
+    active.delete(res);
+    const seconds = (closedAt - started) / 1000;
+    // 499 (nginx's convention) whenever the client left first, even mid-stream.
+    const status = record.code === 'client_aborted' || !res.headersSent ? 499 : res.statusCode;
+    const provider = record.provider;
+    metrics.inflight.dec({ route: record.route });
+    metrics.requests.inc({ route: record.route, provider, method: methodLabel(req.method), status: String(status) });
+    metrics.requestDuration.observe({ route: record.route, provider }, seconds);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const line: RequestLine = {
+      route: record.route,
+      provider,
+      method: req.method,
+      path: (q === -1 ? url : url.slice(0, q)).slice(0, MAX_LOGGED_PATH),
+      status,
+      duration_ms: Math.round(seconds * 10_000) / 10,
+      decision: record.decision,
+      policy_id: record.policyId,
+      source: record.source,
+      reason: record.reason?.slice(0, MAX_LOGGED_REASON),
+      code: record.code,
+      response_decision: record.responseDecision,
+      response_policy_id: record.responsePolicyId,
+      response_source: record.responseSource,
+      bytes_in: record.bytesIn,
+      bytes_out: record.bytesOut,
+    };
+    // The debug history keeps the request's governance fields; the log line adds what the response said.
+    requestLog.info({ ...line, model: record.model, input_tokens: record.inputTokens, output_tokens: record.outputTokens }, 'request');
+    onLine?.(line);
+  };
+
+  const server = createServer(
+    { headersTimeout: 30_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, noDelay: true },
+    (req, res) => {
+      const started = performance.now();
+      const record = newRecord(routeOf(req.url));
+      active.add(res);
+      metrics.inflight.inc({ route: record.route });
+      if (draining) res.setHeader('connection', 'close');
+      records.set(req, record);
+      const closed = new Promise<number>((resolve) => res.once('close', () => resolve(performance.now())));
+      const handled = Promise.resolve(honoListener(req, res)).catch(() => undefined);
+      void Promise.all([closed, handled]).then(([closedAt]) => finish(req, res, record, started, closedAt));
+    },
+  );
+  server.on('clientError', onClientError);
+
+  return {
+    server,
+    active,
+    startDraining() {
+      draining = true;
+      for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+    },
+  };
+}
