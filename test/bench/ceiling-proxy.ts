@@ -14,7 +14,6 @@
 import { createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { pipeline } from 'node:stream';
 import type { JWK } from 'jose';
 import { Agent, type Dispatcher } from 'undici';
 
@@ -82,7 +81,15 @@ const server = createServer({ keepAliveTimeout: 5_000, noDelay: true }, (req, re
         const out: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
         res.writeHead(up.statusCode, out);
-        pipeline(up.body, res, () => undefined);
+        // Relayed by hand, as the sidecar does: stream.pipeline aborts an
+        // AbortController of its own when it finishes, which builds a
+        // DOMException (with a stack) per response, work the floor must not carry.
+        const body = up.body;
+        body.on('data', (chunk: Buffer) => { if (!res.write(chunk)) body.pause(); });
+        res.on('drain', () => body.resume());
+        body.once('end', () => res.end());
+        body.once('error', () => res.destroy());
+        res.once('close', () => { if (!res.writableFinished) body.destroy(); });
       })
       .catch((err: Error) => (res.headersSent ? res.destroy() : res.writeHead(502).end(err.message)));
   });
