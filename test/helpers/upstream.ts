@@ -46,6 +46,18 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * An LLM provider stand-in on 127.0.0.1 that records every request and
  * answers through a swappable handler (default: an OpenAI chat completion).
  */
+/** The upstream answers every request with these SSE events, one write and one event-loop turn each, as a live stream sends them. */
+export function streamEvents(upstream: FakeUpstream, events: readonly string[]): void {
+  upstream.handle(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (const event of events) {
+      res.write(event);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    res.end();
+  });
+}
+
 export async function startUpstream(initial?: UpstreamHandler): Promise<FakeUpstream> {
   const requests: RecordedRequest[] = [];
   const arrivals = new Waiter<RecordedRequest>();

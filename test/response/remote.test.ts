@@ -4,7 +4,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startUpstream, sendJson, type FakeUpstream } from '../helpers/upstream.ts';
+import { startUpstream, sendJson, type FakeUpstream, streamEvents } from '../helpers/upstream.ts';
 import { startGateway, type FakeGateway, type HookReply } from '../helpers/gateway.ts';
 import { makeIdentityDir, type TestIdentity } from '../helpers/identity.ts';
 import { rawRequest } from '../helpers/raw.ts';
@@ -51,17 +51,6 @@ function start(env: Record<string, string>): Promise<TestSidecar> {
     FIRSTOPS_POLICY_TIMEOUT_MS: '400',
     ...env,
   }, [identity.agentId, identity.privateKeyPem.split('\n')[1]]);
-}
-
-function streamEvents(events: readonly string[]): void {
-  upstream.handle(async (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    for (const event of events) {
-      res.write(event);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    res.end();
-  });
 }
 
 /** A streamed chat request on a raw socket: the bytes the client receives, de-chunked. */
@@ -160,7 +149,7 @@ for (const mode of ['closed', 'open'] as const) {
         return { body: call.name === 'send_email' ? { decision: 'deny', policy_id: 'r-mail', reason: 'no mass mail' } : { decision: 'allow' } };
       };
       const events = chatToolStream('Sending it now.', [SAFE, SEND_MAIL]);
-      streamEvents(events);
+      streamEvents(upstream, events);
       const seen = responseEvents.length;
       const raw = await rawStream(sidecar);
       assert.ok(raw.includes(SAFE.name), 'the allowed call passed');
@@ -177,7 +166,7 @@ for (const mode of ['closed', 'open'] as const) {
       assert.equal(asked[1]!.event_type, 'post_tool_use');
       assert.deepEqual(asked[1]!.tool_input, { ...ASK, stream: true });
 
-      streamEvents(events);
+      streamEvents(upstream, events);
       const stream = await openai().chat.completions.create({ ...ASK, stream: true });
       await assert.rejects(async () => {
         for await (const _chunk of stream) { /* read to the error event */ }
@@ -189,7 +178,7 @@ for (const mode of ['closed', 'open'] as const) {
 
     test('stream: a modify answer carries the call\'s new arguments, re-emitted in the provider\'s own events', async () => {
       onResponse = () => ({ body: { decision: 'modify', policy_id: 'r-args', modified_payload: b64({ to: 'me@example.com', body: 'draft' }) } });
-      streamEvents(chatToolStream('', [SEND_MAIL]));
+      streamEvents(upstream, chatToolStream('', [SEND_MAIL]));
       const stream = await openai().chat.completions.create({ ...ASK, stream: true });
       let args = '';
       let name = '';
@@ -221,7 +210,7 @@ for (const mode of ['closed', 'open'] as const) {
         assert.equal(json.choices[0].message.tool_calls[0].function.name, 'send_email');
       }
 
-      streamEvents(chatToolStream('Hi.', [SEND_MAIL]));
+      streamEvents(upstream, chatToolStream('Hi.', [SEND_MAIL]));
       const raw = await rawStream(sidecar);
       if (mode === 'closed') {
         assert.ok(!raw.includes('send_email'), 'nothing held passes');

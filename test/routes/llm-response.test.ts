@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBrotliCompress, createGzip, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
-import { startUpstream, chatCompletion, sendJson, type FakeUpstream } from '../helpers/upstream.ts';
+import { startUpstream, chatCompletion, sendJson, type FakeUpstream, streamEvents } from '../helpers/upstream.ts';
 import { rawRequest } from '../helpers/raw.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
 import { chatCompletionBody, chatToolStream, KEY, SAFE, SHELL_LS, WITH_KEY, type ToolSpec } from '../response/streams.ts';
@@ -32,18 +32,6 @@ after(async () => {
 
 const openai = () => new OpenAI({ apiKey: TEST_API_KEY, baseURL: `${sidecar.url}/llm/openai/v1`, maxRetries: 0 });
 
-/** The upstream answers with these SSE events, one write each. */
-function streamEvents(events: readonly string[]): void {
-  upstream.handle(async (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    for (const event of events) {
-      res.write(event);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    res.end();
-  });
-}
-
 /** The body the sidecar puts on a client's socket for a streamed chat request (no SDK in between), de-chunked. */
 async function rawAnswer(): Promise<string> {
   const body = JSON.stringify({ ...ASK, stream: true });
@@ -57,7 +45,7 @@ async function rawAnswer(): Promise<string> {
 
 test('stream: an allowed tool call arrives intact, byte for byte', async () => {
   const events = chatToolStream('Checking the weather.', [SAFE, SHELL_LS]);
-  streamEvents(events);
+  streamEvents(upstream, events);
   const stream = await openai().chat.completions.create({ ...ASK, stream: true });
   const args = new Map<number, { name: string; args: string }>();
   let text = '';
@@ -80,7 +68,7 @@ test('stream: an allowed tool call arrives intact, byte for byte', async () => {
 });
 
 test('stream: a run_shell call with rm -rf / raises in the SDK; its name never reaches the client', async () => {
-  streamEvents(chatToolStream('Cleaning up.', [SHELL_RM_ROOT]));
+  streamEvents(upstream, chatToolStream('Cleaning up.', [SHELL_RM_ROOT]));
   const stream = await openai().chat.completions.create({ ...ASK, stream: true });
   let text = '';
   const names: string[] = [];
@@ -126,7 +114,7 @@ test('stream: after a deny the client gets the whole error answer, then the upst
 });
 
 test('stream: an API key in tool-call arguments arrives redacted', async () => {
-  streamEvents(chatToolStream('', [WITH_KEY]));
+  streamEvents(upstream, chatToolStream('', [WITH_KEY]));
   const stream = await openai().chat.completions.create({ ...ASK, stream: true });
   let args = '';
   for await (const chunk of stream) for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) args += call.function?.arguments ?? '';
@@ -233,7 +221,7 @@ test('stream: a gzip or br event stream is decoded as it arrives and governed; r
 test('metrics: response decisions by phase, and the time each streamed call was held', async () => {
   const denied = await sidecar.metricValue('firstops_policy_decisions_total', { source: 'local', outcome: 'deny', phase: 'response' });
   const held = await sidecar.metricValue('firstops_response_hold_seconds', { kind: 'tool_call', outcome: 'deny' });
-  streamEvents(chatToolStream('', [SHELL_RM_ROOT]));
+  streamEvents(upstream, chatToolStream('', [SHELL_RM_ROOT]));
   await rawAnswer();
   assert.equal(await sidecar.metricValue('firstops_policy_decisions_total', { source: 'local', outcome: 'deny', phase: 'response' }), denied + 1);
   assert.equal(await sidecar.metricValue('firstops_response_hold_seconds', { kind: 'tool_call', outcome: 'deny' }), held + 1);
