@@ -39,6 +39,23 @@ export interface EvaluateOptions {
   readonly reserve?: (bytes: number) => boolean;
 }
 
+type Decided = (ChainResult & { readonly model?: string }) | Refusal;
+
+/** What the local rules leave for the gateway: the body to forward (their rewrite, or the original) and their verdict. */
+interface AfterLocal {
+  readonly kind: 'local';
+  readonly body: BodyParts;
+  readonly outcome: 'allow' | 'modify';
+  /** Set when a local rule modified the body or named itself (a policy id). */
+  readonly source: PolicySource | undefined;
+  readonly policyId: string;
+  readonly reason: string;
+  readonly model: string | undefined;
+  readonly isObject: boolean;
+  /** A local policy looked at the request. */
+  readonly consulted: boolean;
+}
+
 /**
  * Local rules first (a deny stops the chain, a redaction is what the remote
  * sees and what is forwarded), then the gateway's EvaluateHook when an
@@ -77,80 +94,83 @@ export function createPolicyChain(options: {
     return { kind: 'deny', outcome: verdict.action, source, policyId: verdict.policyId, reason };
   };
 
+  /**
+   * The local rules, and what they leave for the gateway. This frame is the
+   * only one (with the caller's) that holds the request, and it ends once the
+   * local rules have decided: a suspended async function keeps every local
+   * and parameter it has (V8 saves its registers whether they are still used
+   * or not), so awaiting the gateway in a frame that had the request kept the
+   * original body alive until the gateway answered, next to the local rewrite
+   * and the gateway's decoded payload: three bodies at the peak.
+   */
+  const governLocally = async (request: InspectInput, { signal, maxAddedBytes }: EvaluateOptions): Promise<AfterLocal | Decided> => {
+    const local = options.local();
+    const endLocal = local ? metrics.policyDuration.startTimer({ source: 'local' }) : undefined;
+    const inspection = await inspector.inspect(request, local, { signal, maxAddedBytes });
+    endLocal?.();
+    if (inspection.kind === 'aborted') return { kind: 'aborted' };
+    if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
+    if (inspection.kind === 'unfinished') {
+      return failed('local', 'policy_budget_exceeded', request.toolName, inspection.reason, [request.body], '');
+    }
+    const { model, isObject } = inspection;
+    const verdict = inspection.local;
+    if (!verdict) return { kind: 'local', body: [request.body], outcome: 'allow', source: undefined, policyId: '', reason: '', model, isObject, consulted: false };
+    metrics.decisions.inc({ source: 'local', outcome: verdict.action, phase: 'request' });
+    const stopped = refusal(verdict, 'local');
+    if (stopped) return { ...stopped, model };
+    if (verdict.action !== 'modify') {
+      return { kind: 'local', body: [request.body], outcome: 'allow', source: verdict.policyId ? 'local' : undefined, policyId: verdict.policyId, reason: verdict.policyId ? verdict.reason : '', model, isObject, consulted: true };
+    }
+    // The rewrite holds none of the original where it can (edits.detach); once
+    // this frame is gone, only the caller refers to the original.
+    const rewritten = detach(applyEdits(request.body, verdict.edits), request.body);
+    if (request.body.length >= RECLAIM_EVERY_BYTES) reclaimSoon();
+    return { kind: 'local', body: rewritten, outcome: 'modify', source: 'local', policyId: verdict.policyId, reason: verdict.reason, model, isObject, consulted: true };
+  };
+
+  /** The gateway, asked about what the local rules left (after a redaction, the redacted body). */
+  const askGateway = async (afterLocal: Promise<AfterLocal | Decided>, toolName: string, { signal, remote: askRemote = true, reserve }: EvaluateOptions): Promise<Decided> => {
+    const state = await afterLocal;
+    if (state.kind !== 'local') return state;
+    const { model } = state;
+    const remote = askRemote && state.isObject ? options.remote() : undefined;
+    if (!remote) {
+      const { body, outcome, source, policyId, reason } = state;
+      if (state.consulted) return { kind: 'forward', body, outcome, source, policyId, reason, model };
+      metrics.decisions.inc({ source: 'none', outcome: 'skipped', phase: 'request' });
+      return { kind: 'forward', body, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
+    }
+    let verdict: RemoteVerdict;
+    const end = metrics.policyDuration.startTimer({ source: 'remote' });
+    try {
+      verdict = await remote.evaluate(encodeLlmEvent(toolName, state.body), { signal, reserve });
+    } catch (err) {
+      if (signal?.aborted) return { kind: 'aborted' };
+      return { ...failed('remote', 'policy_unavailable', toolName, (err as Error).message, state.body, state.policyId), model };
+    } finally {
+      end();
+    }
+    metrics.decisions.inc({ source: 'remote', outcome: verdict.action, phase: 'request' });
+    const stopped = refusal(verdict, 'remote');
+    if (stopped) return { ...stopped, model };
+    if (verdict.action === 'modify') {
+      return { kind: 'forward', body: verdict.body, outcome: 'modify', source: 'remote', policyId: verdict.policyId, reason: verdict.reason, model };
+    }
+    // An allow naming a policy is that policy's; an anonymous one keeps what the local rules said.
+    const named = verdict.policyId !== '';
+    return {
+      kind: 'forward', body: state.body, outcome: state.outcome, model,
+      source: named ? 'remote' : state.source,
+      policyId: named ? verdict.policyId : state.policyId,
+      reason: named ? verdict.reason : state.reason,
+    };
+  };
+
   return {
     configured: () => options.local() !== undefined || options.remote() !== undefined,
 
-    async evaluate(request, { signal, remote: askRemote = true, maxAddedBytes, reserve } = {}) {
-      const local = options.local();
-      const endLocal = local ? metrics.policyDuration.startTimer({ source: 'local' }) : undefined;
-      const inspection = await inspector.inspect(request, local, { signal, maxAddedBytes });
-      endLocal?.();
-      const { toolName } = request;
-      const original: BodyParts = [request.body];
-      if (inspection.kind === 'aborted') return { kind: 'aborted' };
-      if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
-      if (inspection.kind === 'unfinished') {
-        return failed('local', 'policy_budget_exceeded', toolName, inspection.reason, original, '');
-      }
-
-      let forwardBody = original;
-      let outcome: 'allow' | 'modify' = 'allow';
-      let source: PolicySource | undefined;
-      let policyId = '';
-      let reason = '';
-      const model = inspection.model;
-      /** Records a verdict; a modify's `body` is what is forwarded from then on. */
-      const note = (from: PolicySource, verdict: { action: string; policyId: string; reason: string; body?: BodyParts }): void => {
-        if (verdict.action === 'modify') {
-          forwardBody = verdict.body!;
-          outcome = 'modify';
-        }
-        if (verdict.action === 'modify' || verdict.policyId) {
-          source = from;
-          policyId = verdict.policyId;
-          reason = verdict.reason;
-        }
-      };
-
-      if (inspection.local) {
-        metrics.decisions.inc({ source: 'local', outcome: inspection.local.action, phase: 'request' });
-        const stopped = refusal(inspection.local, 'local');
-        if (stopped) return { ...stopped, model };
-        if (inspection.local.action === 'modify') {
-          // The rewrite holds none of the original where it can (edits.detach), and nothing here
-          // refers to the original after this: a large one is freed before the gateway answers.
-          const rewritten = detach(applyEdits(request.body, inspection.local.edits), request.body);
-          if (rewritten !== forwardBody && request.body.length >= RECLAIM_EVERY_BYTES) reclaimSoon();
-          note('local', { action: 'modify', policyId: inspection.local.policyId, reason: inspection.local.reason, body: rewritten });
-        } else {
-          note('local', inspection.local);
-        }
-      }
-
-      const remote = askRemote && inspection.isObject ? options.remote() : undefined;
-      if (!inspection.local && !remote) {
-        metrics.decisions.inc({ source: 'none', outcome: 'skipped', phase: 'request' });
-        return { kind: 'forward', body: forwardBody, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
-      }
-      if (remote) {
-        let verdict: RemoteVerdict;
-        const end = metrics.policyDuration.startTimer({ source: 'remote' });
-        try {
-          // The event carries what would be forwarded: after a local redaction, the redacted body.
-          verdict = await remote.evaluate(encodeLlmEvent(toolName, forwardBody), { signal, reserve });
-        } catch (err) {
-          if (signal?.aborted) return { kind: 'aborted' };
-          return { ...failed('remote', 'policy_unavailable', toolName, (err as Error).message, forwardBody, policyId), model };
-        } finally {
-          end();
-        }
-        metrics.decisions.inc({ source: 'remote', outcome: verdict.action, phase: 'request' });
-        const stopped = refusal(verdict, 'remote');
-        if (stopped) return { ...stopped, model };
-        note('remote', verdict);
-      }
-
-      return { kind: 'forward', body: forwardBody, outcome, source, policyId, reason, model };
-    },
+    // Not async: this frame ends at once, so it holds the request for no longer than governLocally does.
+    evaluate: (request, evaluateOptions = {}) => askGateway(governLocally(request, evaluateOptions), request.toolName, evaluateOptions),
   };
 }
