@@ -8,13 +8,14 @@ import type { IdentityStore } from '../identity/store.ts';
 import { parseStrictObject } from '../json/keys.ts';
 import { LOG_LEVELS, type Logger } from '../log.ts';
 import { assertSafePath, llmToolName, parseTarget, splitLlmPath } from '../http/path.ts';
-import { VERSION } from '../metrics.ts';
+import { VERSION, type Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import { MAX_JSON_DEPTH } from '../policy/inspect.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { History, HistoryFilter } from './history.ts';
 import { DEFAULT_LEVEL_TTL_SECONDS, MAX_LEVEL_TTL_SECONDS, isLogLevel, type LevelState, type LevelSwitch } from './log-level.ts';
 import { PAGE_CSP, PAGE_HTML } from './page.ts';
+import { dryRunResponse, type ResponseDryRunInput } from './response-dry-run.ts';
 import type { Tap } from './tap.ts';
 import { joinParts } from '../json/edits.ts';
 
@@ -32,11 +33,36 @@ export interface DebugDeps {
   tap: Tap;
   levels: LevelSwitch;
   logger: Logger;
+  /** Counts response dry runs in firstops_policy_decisions_total as request ones are (the chain counts those). */
+  metrics?: Metrics | undefined;
 }
 
 function fail(c: Context<DebugEnv>, code: ErrorCode, detail?: string): Response {
   const { status, message } = ERROR_TABLE[code];
   return c.json({ error: { code, message: detail ? `${message}: ${detail}` : message } }, status as 400);
+}
+
+const EVALUATE_FIELDS = ['path', 'body', 'remote', 'response', 'response_stream'];
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * The dry run's mode: undefined for a request (`body`, or nothing), else the
+ * response to judge. One mode per call; a response is judged locally only.
+ */
+function responseDryRunInput(body: unknown, remote: unknown, response: unknown, stream: unknown): ResponseDryRunInput | undefined {
+  if (response === undefined && stream === undefined) return undefined;
+  if (body !== undefined) throw new SidecarError('debug_invalid_input', 'send body (a request dry run) or response / response_stream (a response dry run), not both');
+  if (response !== undefined && stream !== undefined) throw new SidecarError('debug_invalid_input', 'send response (a JSON answer) or response_stream (its SSE events), not both');
+  if (remote === true) throw new SidecarError('debug_invalid_input', 'response dry runs are local-only: the policy file\'s response rules judge them, EvaluateHook is not asked (leave remote out or false)');
+  if (response !== undefined) {
+    if (!isPlainObject(response)) throw new SidecarError('debug_invalid_input', 'response must be a JSON object (an upstream\'s non-streamed answer)');
+    return { kind: 'json', response };
+  }
+  if (typeof stream !== 'string') throw new SidecarError('debug_invalid_input', 'response_stream must be a string (SSE events as an upstream streams them)');
+  return { kind: 'stream', events: stream };
 }
 
 function levelJson(state: LevelState): Record<string, unknown> {
@@ -167,14 +193,15 @@ export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
   app.post('/debug/evaluate', async (c) => {
     const input = await jsonObject(c, config.maxBodyBytes + ENVELOPE_ALLOWANCE);
     for (const key of Object.keys(input)) {
-      if (!['path', 'body', 'remote'].includes(key)) throw new SidecarError('debug_invalid_input', `unknown field ${JSON.stringify(key.slice(0, 40))} (path, body, remote)`);
+      if (!EVALUATE_FIELDS.includes(key)) throw new SidecarError('debug_invalid_input', `unknown field ${JSON.stringify(key.slice(0, 40))} (${EVALUATE_FIELDS.join(', ')})`);
     }
-    const { path, body, remote } = input;
+    const { path, body, remote, response, response_stream: responseStream } = input;
     if (typeof path !== 'string' || !path.startsWith('/llm/')) throw new SidecarError('debug_invalid_input', 'path must be a string /llm/<provider>/...');
-    if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
+    if (body !== undefined && !isPlainObject(body)) {
       throw new SidecarError('debug_invalid_input', 'body must be a JSON object (the request body to govern) or left out');
     }
     if (remote !== undefined && typeof remote !== 'boolean') throw new SidecarError('debug_invalid_input', 'remote must be true or false');
+    const responseInput = responseDryRunInput(body, remote, response, responseStream);
     // The same checks and names as the proxy route, so the dry run judges the request the route would.
     let target;
     try {
@@ -186,6 +213,10 @@ export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
     }
     const { provider, rest } = splitLlmPath(target.path);
     if (!config.upstreams.has(provider)) throw new SidecarError('debug_invalid_input', `no upstream is configured for provider ${JSON.stringify(provider.slice(0, 64))}`);
+    if (responseInput) {
+      // The response rules of the loaded policy, as the route has them (none without a policy file).
+      return c.json(await dryRunResponse({ provider, toolName: llmToolName(provider, rest), rules: policy?.current().responses, input: responseInput, metrics: deps.metrics }));
+    }
     if (!chain.configured()) return fail(c, 'governance_not_configured');
 
     // The request the route would see: the body as JSON bytes, or no body at all.
@@ -203,6 +234,7 @@ export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
     if (result.kind === 'aborted') return fail(c, 'debug_invalid_input', 'the request was abandoned');
     if (result.kind === 'refused') throw new SidecarError('debug_invalid_input', `the proxy would refuse this body (${result.code}${result.detail ? `: ${result.detail}` : ''})`);
     const answer: Record<string, unknown> = {
+      phase: 'request',
       tool_name: toolName,
       decision: result.outcome,
       policy_id: result.kind === 'unavailable' ? null : result.policyId || null,

@@ -284,7 +284,7 @@ test('/debug/evaluate: a dry run of the chain, nothing forwarded, local unless a
 
   const deny = await debugSend('POST', '/debug/evaluate', { path, body: { model: 'gpt-4-preview' } });
   assert.equal(deny.status, 200);
-  assert.deepEqual(deny.json, { tool_name: 'openai.v1.chat.completions', decision: 'deny', policy_id: 'deny-preview', reason: 'preview models are not approved', source: 'local' });
+  assert.deepEqual(deny.json, { phase: 'request', tool_name: 'openai.v1.chat.completions', decision: 'deny', policy_id: 'deny-preview', reason: 'preview models are not approved', source: 'local' });
 
   const modify = await debugSend('POST', '/debug/evaluate', { path, body: { model: 'scrub', messages: [{ role: 'user', content: 'mail secret@example.com' }] } });
   assert.equal(modify.json.decision, 'modify');
@@ -298,7 +298,7 @@ test('/debug/evaluate: a dry run of the chain, nothing forwarded, local unless a
   assert.equal(gateway.hookRequests.length, asked);
 
   const remote = await debugSend('POST', '/debug/evaluate', { path, body: { model: 'remote-deny' }, remote: true });
-  assert.deepEqual(remote.json, { tool_name: 'openai.v1.chat.completions', decision: 'deny', policy_id: 'gw-deny', reason: 'the gateway says no', source: 'remote' });
+  assert.deepEqual(remote.json, { phase: 'request', tool_name: 'openai.v1.chat.completions', decision: 'deny', policy_id: 'gw-deny', reason: 'the gateway says no', source: 'remote' });
   assert.equal(gateway.hookRequests.length, asked + 1);
 
   const noBody = await debugSend('POST', '/debug/evaluate', { path: '/llm/openai/v1/models' });
