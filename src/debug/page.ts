@@ -17,6 +17,24 @@ label{margin-right:.8rem}input[type=text]{width:28rem}textarea{width:100%;height
 #stream-state{font-size:12px;color:#666}
 `;
 
+/** What the dry-run form starts with in each mode (the path and text follow the mode until edited). */
+const DRY_RUN_SAMPLES = {
+  request: { path: '/llm/openai/v1/chat/completions', body: '{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}' },
+  response: {
+    path: '/llm/openai/v1/chat/completions',
+    body: JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'run_shell', arguments: '{"command":"ls"}' } }] }, finish_reason: 'tool_calls' }] }),
+  },
+  response_stream: {
+    path: '/llm/anthropic/v1/messages',
+    body: [
+      'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"run_shell","input":{}}}\n\n',
+      'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\\"command\\":\\"ls\\"}"}}\n\n',
+      'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+      'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ].join(''),
+  },
+};
+
 const SCRIPT = `
 'use strict';
 const COLUMNS = ['time','method','path','status','decision','policy_id','reason','source','response_decision','response_policy_id','provider','code','duration_ms','bytes_in','bytes_out'];
@@ -62,16 +80,28 @@ function openStream() {
   es.onerror = () => { $('stream-state').textContent = 'disconnected; retrying'; };
   es.onmessage = (e) => addRow(JSON.parse(e.data), true);
 }
+const SAMPLES = ${JSON.stringify(DRY_RUN_SAMPLES)};
+$('dry-mode').addEventListener('change', () => {
+  const mode = $('dry-mode').value;
+  // A sample the user has not edited follows the mode; edited text stays.
+  if (Object.values(SAMPLES).some((s) => s.body === $('dry-body').value)) $('dry-body').value = SAMPLES[mode].body;
+  if (Object.values(SAMPLES).some((s) => s.path === $('dry-path').value)) $('dry-path').value = SAMPLES[mode].path;
+});
 $('dry-run').addEventListener('submit', async (e) => {
   e.preventDefault();
-  let payload;
-  try {
-    const text = $('dry-body').value.trim();
-    payload = { path: $('dry-path').value, remote: $('dry-remote').checked };
-    if (text) payload.body = JSON.parse(text);
-  } catch (err) {
-    $('dry-decision').textContent = 'body is not JSON: ' + err.message;
-    return;
+  const mode = $('dry-mode').value;
+  const text = $('dry-body').value.trim();
+  const payload = { path: $('dry-path').value };
+  if ($('dry-remote').checked) payload.remote = true;
+  if (mode === 'response_stream') {
+    payload.response_stream = $('dry-body').value;
+  } else {
+    try {
+      if (text) payload[mode === 'response' ? 'response' : 'body'] = JSON.parse(text);
+    } catch (err) {
+      $('dry-decision').textContent = 'not JSON: ' + err.message;
+      return;
+    }
   }
   const { status, body } = await json('/debug/evaluate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
   $('dry-decision').textContent = status === 200 ? body.decision : 'error ' + status + ': ' + (body.error ? body.error.message : '');
@@ -87,6 +117,10 @@ openStream();
 loadConfig();
 `;
 
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
 const levelOptions = LOG_LEVELS.map((l) => `<option value="${l}">${l}</option>`).join('');
 
 export const PAGE_HTML = `<!doctype html>
@@ -99,9 +133,10 @@ export const PAGE_HTML = `<!doctype html>
 <tbody id="rows"></tbody></table></section>
 <section><h2>Dry run</h2>
 <form id="dry-run">
-<label>path <input type="text" id="dry-path" value="/llm/openai/v1/chat/completions"></label>
-<label><input type="checkbox" id="dry-remote"> ask the gateway too</label>
-<textarea id="dry-body" aria-label="request body (JSON)">{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}</textarea>
+<label>judge <select id="dry-mode"><option value="request">a request body (JSON)</option><option value="response">an upstream answer (JSON)</option><option value="response_stream">an upstream stream (SSE events)</option></select></label>
+<label>path <input type="text" id="dry-path" value="${DRY_RUN_SAMPLES.request.path}"></label>
+<label><input type="checkbox" id="dry-remote"> ask the gateway too (requests only)</label>
+<textarea id="dry-body" aria-label="request body, answer (JSON) or stream (SSE)">${escapeHtml(DRY_RUN_SAMPLES.request.body)}</textarea>
 <button type="submit" id="dry-submit">Evaluate</button> decision: <strong id="dry-decision"></strong>
 </form><pre id="dry-result"></pre></section>
 <section><h2>Log level</h2>

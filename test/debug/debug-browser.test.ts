@@ -15,11 +15,14 @@ const FLAGS = [
   '--disable-component-update', '--disable-sync',
 ];
 
-test('the debug page in a real browser: a deny appears in the live table, a dry run from the form', async () => {
+test('the debug page in a real browser: a deny appears in the live table, dry runs of a request and of a streamed answer from the form', async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package (.ci/setup-host.sh does, as root)`);
   const upstream = await startUpstream((_req, res) => sendJson(res, 200, chatCompletion()));
   const dir = await mkdtemp(join(tmpdir(), 'fo-debug-browser-'));
-  await writeFile(join(dir, 'policy.yaml'), 'rules:\n  - id: no-preview\n    match: { input: { model: "*-preview" } }\n    decision: deny\n    reason: preview models are not approved\n');
+  await writeFile(join(dir, 'policy.yaml'), [
+    'rules:\n  - id: no-preview\n    match: { input: { model: "*-preview" } }\n    decision: deny\n    reason: preview models are not approved\n',
+    'responses:\n  - id: no-rm\n    match: { tool_name: "*shell*", arguments: { command: "*rm -rf*" } }\n    decision: deny\n    reason: no recursive deletes\n',
+  ].join(''));
   const sidecar = await startTestSidecar({ FIRSTOPS_UPSTREAM_OPENAI: upstream.url, FIRSTOPS_POLICY_FILE: join(dir, 'policy.yaml') });
   // A fresh profile per run: launchPersistentContext is how playwright takes --user-data-dir.
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
@@ -54,6 +57,13 @@ test('the debug page in a real browser: a deny appears in the live table, a dry 
 
     await page.locator('#config', { hasText: 'no-preview' }).waitFor();
 
+    // An unedited sample follows the mode.
+    const requestSample = await page.inputValue('#dry-body');
+    await page.selectOption('#dry-mode', 'response');
+    assert.match(await page.inputValue('#dry-body'), /^\{"choices":/);
+    await page.selectOption('#dry-mode', 'request');
+    assert.equal(await page.inputValue('#dry-body'), requestSample);
+
     await page.fill('#dry-path', '/llm/openai/v1/chat/completions');
     await page.fill('#dry-body', '{"model":"o9-preview"}');
     await page.click('#dry-submit');
@@ -61,6 +71,27 @@ test('the debug page in a real browser: a deny appears in the live table, a dry 
     const result = JSON.parse((await page.locator('#dry-result').textContent()) ?? '{}');
     assert.equal(result.policy_id, 'no-preview');
     assert.equal(result.source, 'local');
+    assert.equal(result.phase, 'request');
+
+    // Response mode: the path sample follows the mode; the edited text stays, and is replaced by a streamed run_shell call.
+    await page.selectOption('#dry-mode', 'response_stream');
+    assert.equal(await page.inputValue('#dry-path'), '/llm/anthropic/v1/messages', 'the sample path follows the mode');
+    assert.equal(await page.inputValue('#dry-body'), '{"model":"o9-preview"}', 'edited text is kept');
+    const event = (type: string, body: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...body })}\n\n`;
+    await page.fill('#dry-body', [
+      event('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'run_shell', input: {} } }),
+      event('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: JSON.stringify({ command: 'rm -rf /srv' }) } }),
+      event('content_block_stop', { index: 0 }),
+      event('message_stop', {}),
+    ].join(''));
+    await page.click('#dry-submit');
+    await page.locator('#dry-decision', { hasText: 'deny' }).waitFor();
+    const judged = JSON.parse((await page.locator('#dry-result').textContent()) ?? '{}');
+    assert.equal(judged.phase, 'response');
+    assert.equal(judged.policy_id, 'no-rm');
+    assert.deepEqual(judged.tool_calls, [{ id: 'toolu_1', name: 'run_shell' }]);
+    assert.match(judged.error_event, /^event: error\n/);
+    assert.ok(!JSON.stringify(judged).includes('/srv'), 'no argument value in the answer');
 
     await page.selectOption('#level', 'warn');
     await page.click('#level-form button');
