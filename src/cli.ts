@@ -4,7 +4,9 @@ import { loadClientCertificates } from './egress/client-certs.ts';
 import { createIdentity, readIdentityFiles } from './identity/agent.ts';
 import { compilePolicy } from './policy/local.ts';
 import { compilePattern, NativeModuleError } from './policy/regex.ts';
+import type { ResponseRuleDoc } from './policy/response-rules.ts';
 import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
 
 export type Command = 'serve' | 'check' | 'healthcheck' | 'injector' | 'help';
 const COMMANDS: readonly Command[] = ['serve', 'check', 'healthcheck', 'injector', 'help'];
@@ -35,6 +37,29 @@ export function nativeProblem(): string | undefined {
     if (err instanceof NativeModuleError) return err.message;
     throw err;
   }
+}
+
+/**
+ * The policy file's response rules as `check` shows them, one short entry
+ * each in file order: id, decision, and what it matches (tool-name globs,
+ * argument fields and their globs, text globs; nothing: every tool call, or
+ * every text part). Redactions by name only. `text` is a file compilePolicy
+ * accepted.
+ */
+export function describeResponseRules(text: string): Array<Record<string, unknown>> {
+  const doc = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 }) as { responses?: ResponseRuleDoc[] } | null;
+  return (doc?.responses ?? []).map((rule) => {
+    const target = rule.target ?? 'tool_call';
+    const entry: Record<string, unknown> = { id: rule.id, decision: rule.decision, target };
+    const { tool_name: toolName, arguments: args, text: textGlobs } = rule.match ?? {};
+    const matches: Record<string, unknown> = {};
+    if (toolName !== undefined) matches.tool_name = toolName;
+    if (args !== undefined && Object.keys(args).length > 0) matches.arguments = args;
+    if (textGlobs !== undefined) matches.text = textGlobs;
+    entry.matches = Object.keys(matches).length > 0 ? matches : target === 'text' ? 'every text part' : 'every tool call';
+    if (rule.redact?.length) entry.redacts = rule.redact.map((r, i) => r.name || `redact[${i}]`);
+    return entry;
+  });
 }
 
 /** `check`: everything `serve` validates before it listens, as a report. Returns the exit code. */
@@ -69,8 +94,14 @@ export async function runCheck(env: Env, out: (line: string) => void): Promise<n
     // Without the binding, compiling the policy would only repeat that problem.
     if (config.policyFile && !native) {
       try {
-        const policy = compilePolicy(await readFile(config.policyFile, 'utf8'), config.policyFile);
-        report.policy = { file: config.policyFile, rules: policy.ruleCount };
+        const text = await readFile(config.policyFile, 'utf8');
+        const policy = compilePolicy(text, config.policyFile);
+        report.policy = {
+          file: config.policyFile,
+          rules: policy.ruleCount,
+          response_rules: policy.responses?.ruleCount ?? 0,
+          responses: describeResponseRules(text),
+        };
       } catch (err) {
         problems.push(`policy: ${(err as Error).message}`);
       }

@@ -189,6 +189,23 @@ test('check prints the resolved config without secrets; healthcheck follows /rea
   await identity.cleanup();
 });
 
+test('check shows the response rules of the policy file: count, and per rule its id, decision and what it matches', async () => {
+  const check = runSidecar(['check'], BASE_ENV);
+  assert.equal((await check.exit()).code, 0);
+  const report = JSON.parse(check.lines.map((l) => (l.unparsed ? l.msg : JSON.stringify(l))).join('\n')) as Record<string, any>;
+  assert.equal(report.policy.rules, 2);
+  assert.equal(report.policy.response_rules, 2);
+  assert.deepEqual(report.policy.responses, [
+    {
+      id: 'no-destructive-shell', decision: 'deny', target: 'tool_call',
+      matches: { tool_name: ['*shell*', '*bash*', '*exec*', '*terminal*'], arguments: { '**': '*rm -rf*' } },
+    },
+    { id: 'redact-keys-in-tool-calls', decision: 'modify', target: 'tool_call', matches: 'every tool call', redacts: ['api-key'] },
+  ]);
+  const printed = check.lines.map((l) => JSON.stringify(l)).join('\n');
+  assert.ok(!printed.includes('sk-[A-Za-z0-9'), 'redaction patterns are named, not printed');
+});
+
 test('package version and build info agree', async () => {
   const pkg = JSON.parse(await (await import('node:fs/promises')).readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   const { VERSION } = await import('../src/metrics.ts');
