@@ -200,7 +200,7 @@ export async function startSidecar(options: { config: Config; logger: Logger; me
     const governance = await openGovernance(config, identity, gateway, logger, metrics, opened);
     debug = config.debugPort === undefined
       ? undefined
-      : createDebugListener({ config, chain: governance.chain, identity, policy: governance.policy, logger });
+      : createDebugListener({ config, chain: governance.chain, identity, policy: governance.policy, logger, metrics });
     proxy = buildProxyServer(config, { dispatcher, identity, gateway, governance, metrics, logger, debug });
 
     const adminAddress = await listen(admin, config.adminPort, config.adminHost, { host: 'FIRSTOPS_ADMIN_HOST', port: 'FIRSTOPS_ADMIN_PORT' });
