@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 
 export type Route = 'llm' | 'mcp' | 'other';
 export type DecisionSource = 'local' | 'remote';
@@ -46,6 +46,190 @@ export interface Metrics {
   /** The in-flight body memory budget (src/memory/budget.ts): its size and what is in use. */
   readonly budgetBytes: Gauge<'state'>;
   readonly budgetRefusals: Counter<'route'>;
+  /** The series the proxy's hot path writes once or twice per request, by label values (see CounterSeries). */
+  readonly lean: {
+    readonly requests: SeriesTable<CounterSeries>;
+    readonly requestDuration: SeriesTable<HistogramSeries>;
+    readonly inflight: SeriesTable<GaugeSeries>;
+    readonly decisions: SeriesTable<CounterSeries>;
+    readonly policyDuration: SeriesTable<HistogramSeries>;
+    readonly streamsActive: SeriesTable<GaugeSeries>;
+    readonly streamDuration: SeriesTable<HistogramSeries>;
+  };
+}
+
+/** prom-client's record of one series (what its registry formats): the fields a lean series adds to. */
+interface SeriesRecord {
+  value: number;
+  sum: number;
+  count: number;
+  bucketValues: Record<number, number>;
+  labels: Record<string, string | number>;
+}
+interface MetricInternals {
+  hashMap: Record<string, SeriesRecord | undefined>;
+  upperBounds?: readonly number[];
+}
+const internals = (metric: object): MetricInternals => metric as unknown as MetricInternals;
+
+/** The key prom-client filed the series of `labels` under (looked up once per series, and again after a reset). */
+function keyOf(metric: object, labels: Readonly<Record<string, string>>): string | undefined {
+  const map = internals(metric).hashMap;
+  const names = Object.keys(labels);
+  search: for (const key in map) {
+    const filed = map[key]!.labels;
+    if (Object.keys(filed).length !== names.length) continue;
+    for (const name of names) if (filed[name] !== labels[name]) continue search;
+    return key;
+  }
+  return undefined;
+}
+
+/**
+ * One label set of a prom-client metric, kept by the hot path (issue 21).
+ * prom-client validates and hashes a label object on every call, and
+ * startTimer adds hrtime pairs and an Object.assign: about 6 µs a request
+ * over the handful of calls the proxy makes. A series adds to the record
+ * prom-client filed its labels under, found by key, so /metrics formats it
+ * exactly as prom-client's own calls would; the first call, and any after a
+ * reset() or remove() dropped the record, goes through prom-client's API and
+ * looks the key up again. Values are the caller's (finite numbers).
+ */
+export class CounterSeries {
+  readonly #metric: Counter<string>;
+  readonly #labels: Readonly<Record<string, string>>;
+  #key: string | undefined;
+  constructor(metric: Counter<string>, labels: Readonly<Record<string, string>>) {
+    this.#metric = metric;
+    this.#labels = labels;
+  }
+
+  inc(value = 1): void {
+    const filed = this.#key === undefined ? undefined : internals(this.#metric).hashMap[this.#key];
+    if (filed !== undefined) {
+      filed.value += value;
+      return;
+    }
+    this.#metric.inc(this.#labels as LabelValues<string>, value);
+    this.#key = keyOf(this.#metric, this.#labels);
+  }
+}
+
+export class GaugeSeries {
+  readonly #metric: Gauge<string>;
+  readonly #labels: Readonly<Record<string, string>>;
+  #key: string | undefined;
+  constructor(metric: Gauge<string>, labels: Readonly<Record<string, string>>) {
+    this.#metric = metric;
+    this.#labels = labels;
+  }
+
+  inc(value = 1): void {
+    const filed = this.#key === undefined ? undefined : internals(this.#metric).hashMap[this.#key];
+    if (filed !== undefined) {
+      filed.value += value;
+      return;
+    }
+    this.#metric.inc(this.#labels as LabelValues<string>, value);
+    this.#key = keyOf(this.#metric, this.#labels);
+  }
+
+  dec(value = 1): void {
+    this.inc(-value);
+  }
+}
+
+export class HistogramSeries {
+  readonly #metric: Histogram<string>;
+  readonly #labels: Readonly<Record<string, string>>;
+  readonly #bounds: readonly number[];
+  #key: string | undefined;
+  constructor(metric: Histogram<string>, labels: Readonly<Record<string, string>>) {
+    this.#metric = metric;
+    this.#labels = labels;
+    this.#bounds = internals(metric).upperBounds ?? [];
+  }
+
+  /** Seconds, say; the same bucket prom-client would pick (the first bound not below the value). */
+  observe(value: number): void {
+    const filed = this.#key === undefined ? undefined : internals(this.#metric).hashMap[this.#key];
+    if (filed !== undefined && Number.isFinite(value)) {
+      filed.sum += value;
+      filed.count += 1;
+      const bounds = this.#bounds;
+      for (let i = 0; i < bounds.length; i++) {
+        if (value <= bounds[i]!) {
+          filed.bucketValues[bounds[i]!]! += 1;
+          break;
+        }
+      }
+      return;
+    }
+    this.#metric.observe(this.#labels as LabelValues<string>, value);
+    this.#key = keyOf(this.#metric, this.#labels);
+  }
+}
+
+/**
+ * Runs `read` whenever `metric` is collected (a scrape, a get()), after any
+ * collect it already had: for a gauge that is cheaper to read at a scrape
+ * than to set at every change.
+ */
+export function onCollect(metric: Gauge<string>, read: () => void): void {
+  const target = metric as unknown as { collect?: () => unknown };
+  const before = target.collect;
+  target.collect = before
+    ? function (this: unknown) {
+        const done = before.call(this);
+        read();
+        return done;
+      }
+    : read;
+}
+
+/** A metric's series by label values (in its labelNames order), each made on first use and kept. */
+export class SeriesTable<S> {
+  readonly #names: readonly string[];
+  readonly #make: (labels: Readonly<Record<string, string>>) => S;
+  readonly #root = new Map<string, unknown>();
+  constructor(names: readonly string[], make: (labels: Readonly<Record<string, string>>) => S) {
+    if (names.length < 1 || names.length > 4) throw new RangeError('a series table has one to four labels');
+    this.#names = names;
+    this.#make = make;
+  }
+
+  at(a: string, b?: string, c?: string, d?: string): S {
+    const depth = this.#names.length;
+    let map = this.#root;
+    if (depth > 1) map = SeriesTable.#step(map, a);
+    if (depth > 2) map = SeriesTable.#step(map, b!);
+    if (depth > 3) map = SeriesTable.#step(map, c!);
+    const last = depth === 1 ? a : depth === 2 ? b! : depth === 3 ? c! : d!;
+    let series = map.get(last) as S | undefined;
+    if (series === undefined) {
+      const values = [a, b, c, d];
+      const labels: Record<string, string> = {};
+      for (let i = 0; i < depth; i++) labels[this.#names[i]!] = values[i]!;
+      map.set(last, (series = this.#make(labels)));
+    }
+    return series;
+  }
+
+  static #step(map: Map<string, unknown>, value: string): Map<string, unknown> {
+    let next = map.get(value) as Map<string, unknown> | undefined;
+    if (next === undefined) map.set(value, (next = new Map()));
+    return next;
+  }
+}
+
+const counterTable = (metric: Counter<string>): SeriesTable<CounterSeries> =>
+  new SeriesTable(labelNamesOf(metric), (labels) => new CounterSeries(metric, labels));
+const gaugeTable = (metric: Gauge<string>): SeriesTable<GaugeSeries> =>
+  new SeriesTable(labelNamesOf(metric), (labels) => new GaugeSeries(metric, labels));
+const histogramTable = (metric: Histogram<string>): SeriesTable<HistogramSeries> =>
+  new SeriesTable(labelNamesOf(metric), (labels) => new HistogramSeries(metric, labels));
+function labelNamesOf(metric: object): readonly string[] {
+  return (metric as { labelNames: readonly string[] }).labelNames;
 }
 
 /** One dedicated registry per sidecar instance (tests build many). */
@@ -64,7 +248,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     registers,
   }).set({ version: VERSION, node_version: process.version }, 1);
 
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: 'firstops_requests_total',
@@ -168,5 +352,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['route'],
       registers,
     }),
+  };
+  return {
+    ...metrics,
+    lean: {
+      requests: counterTable(metrics.requests),
+      requestDuration: histogramTable(metrics.requestDuration),
+      inflight: gaugeTable(metrics.inflight),
+      decisions: counterTable(metrics.decisions),
+      policyDuration: histogramTable(metrics.policyDuration),
+      streamsActive: gaugeTable(metrics.streamsActive),
+      streamDuration: histogramTable(metrics.streamDuration),
+    },
   };
 }

@@ -86,3 +86,50 @@ test('firstops_ready follows /readyz: 1 once listening, 0 from the start of a dr
   assert.equal(await sidecar.metricValue('firstops_ready'), 0);
   await drained;
 });
+
+test('lean series write what prom-client\'s own calls write, through reset and remove (issue 21)', async () => {
+  const api = createMetrics({ defaultMetrics: false });
+  const lean = createMetrics({ defaultMetrics: false });
+  const run = (step: (m: ReturnType<typeof createMetrics>, viaLean: boolean) => void): void => {
+    step(api, false);
+    step(lean, true);
+  };
+  const ops = (m: ReturnType<typeof createMetrics>, viaLean: boolean, n: number): void => {
+    for (let i = 0; i < n; i++) {
+      const status = i % 3 === 0 ? '200' : '403';
+      const seconds = [0.0001, 0.0007, 0.02, 4, 400, 0.001][i % 6]!;
+      if (viaLean) {
+        m.lean.inflight.at('llm').inc();
+        m.lean.requests.at('llm', 'openai', 'POST', status).inc();
+        m.lean.requestDuration.at('llm', 'openai').observe(seconds);
+        m.lean.decisions.at('local', 'allow', 'request').inc();
+        m.lean.policyDuration.at('remote').observe(seconds / 10);
+        m.lean.streamsActive.at('llm').inc();
+        m.lean.streamDuration.at('llm').observe(seconds);
+        m.lean.streamsActive.at('llm').dec();
+        if (i % 2) m.lean.inflight.at('llm').dec();
+      } else {
+        m.inflight.inc({ route: 'llm' });
+        m.requests.inc({ route: 'llm', provider: 'openai', method: 'POST', status });
+        m.requestDuration.observe({ route: 'llm', provider: 'openai' }, seconds);
+        m.decisions.inc({ source: 'local', outcome: 'allow', phase: 'request' });
+        m.policyDuration.observe({ source: 'remote' }, seconds / 10);
+        m.streamsActive.inc({ route: 'llm' });
+        m.streamDuration.observe({ route: 'llm' }, seconds);
+        m.streamsActive.dec({ route: 'llm' });
+        if (i % 2) m.inflight.dec({ route: 'llm' });
+      }
+    }
+  };
+  run((m, viaLean) => ops(m, viaLean, 25));
+  assert.equal(await lean.registry.metrics(), await api.registry.metrics());
+  run((m) => {
+    m.requests.reset();
+    m.requestDuration.remove({ route: 'llm', provider: 'openai' });
+  });
+  run((m, viaLean) => ops(m, viaLean, 7));
+  const page = await lean.registry.metrics();
+  assert.equal(page, await api.registry.metrics());
+  assert.match(page, /firstops_requests_total\{route="llm",provider="openai",method="POST",status="403"\} 4/);
+  assert.match(page, /firstops_request_duration_seconds_count\{route="llm",provider="openai"\} 7/);
+});

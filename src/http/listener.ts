@@ -9,6 +9,9 @@ import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestLine
 
 const MAX_LOGGED_PATH = 256;
 const MAX_LOGGED_REASON = 256;
+/** Status labels as strings, made once. */
+const STATUS_LABELS: string[] = [];
+const statusLabel = (status: number): string => (STATUS_LABELS[status] ??= String(status));
 
 /** Which variables place a listener: a bind failure names them, so a second sidecar on a host says what to move. */
 export interface ListenerVariables {
@@ -137,9 +140,9 @@ export function createProxyServer(options: {
     // 499 (nginx's convention) whenever the client left first, even mid-stream.
     const status = record.code === 'client_aborted' || !res.headersSent ? 499 : res.statusCode;
     const provider = record.provider;
-    metrics.inflight.dec({ route: record.route });
-    metrics.requests.inc({ route: record.route, provider, method: methodLabel(req.method), status: String(status) });
-    metrics.requestDuration.observe({ route: record.route, provider }, seconds);
+    metrics.lean.inflight.at(record.route).dec();
+    metrics.lean.requests.at(record.route, provider, methodLabel(req.method), statusLabel(status)).inc();
+    metrics.lean.requestDuration.at(record.route, provider).observe(seconds);
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const line: RequestLine = {
@@ -171,7 +174,7 @@ export function createProxyServer(options: {
       const started = performance.now();
       const record = newRecord(routeOf(req.url));
       active.add(res);
-      metrics.inflight.inc({ route: record.route });
+      metrics.lean.inflight.at(record.route).inc();
       if (draining) res.setHeader('connection', 'close');
       records.set(req, record);
       const closed = new Promise<number>((resolve) => res.once('close', () => resolve(performance.now())));

@@ -55,16 +55,17 @@ export function relayResponse(
 
   let bytesOut = 0;
   const started = stream ? performance.now() : 0;
-  if (stream) options.metrics.streamsActive.inc({ route: options.route });
+  const active = stream ? options.metrics.lean.streamsActive.at(options.route) : undefined;
+  active?.inc();
 
   return new Promise((resolve) => {
     let settled = false;
     const done = (err?: Error | null): void => {
       if (settled) return;
       settled = true;
-      if (stream) {
-        options.metrics.streamsActive.dec({ route: options.route });
-        options.metrics.streamDuration.observe({ route: options.route }, (performance.now() - started) / 1000);
+      if (active) {
+        active.dec();
+        options.metrics.lean.streamDuration.at(options.route).observe((performance.now() - started) / 1000);
       }
       observe?.end(err ?? undefined);
       resolve(err ? { bytesOut, error: err } : { bytesOut });

@@ -78,7 +78,7 @@ export function createPolicyChain(options: {
   /** The fail mode's answer when `source` gave none; `body` is what open mode forwards. */
   const failed = (source: PolicySource, code: UnavailableCode, toolName: string, why: string, body: BodyParts, policyId: string): ChainResult => {
     const outcome = failMode === 'open' ? 'fail_open' : 'fail_closed';
-    metrics.decisions.inc({ source, outcome, phase: 'request' });
+    metrics.lean.decisions.at(source, outcome, 'request').inc();
     log.warn(
       { tool_name: toolName.slice(0, MAX_LOGGED_NAME), source, code, reason: why },
       `${source} policy evaluation failed; ${failMode === 'open' ? 'forwarding' : 'refusing'} (FIRSTOPS_FAIL_MODE=${failMode})`,
@@ -105,9 +105,9 @@ export function createPolicyChain(options: {
    */
   const governLocally = async (request: InspectInput, { signal, maxAddedBytes }: EvaluateOptions): Promise<AfterLocal | Decided> => {
     const local = options.local();
-    const endLocal = local ? metrics.policyDuration.startTimer({ source: 'local' }) : undefined;
+    const started = local ? performance.now() : 0;
     const inspection = await inspector.inspect(request, local, { signal, maxAddedBytes });
-    endLocal?.();
+    if (local) metrics.lean.policyDuration.at('local').observe((performance.now() - started) / 1000);
     if (inspection.kind === 'aborted') return { kind: 'aborted' };
     if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
     if (inspection.kind === 'unfinished') {
@@ -116,7 +116,7 @@ export function createPolicyChain(options: {
     const { model, isObject } = inspection;
     const verdict = inspection.local;
     if (!verdict) return { kind: 'local', body: [request.body], outcome: 'allow', source: undefined, policyId: '', reason: '', model, isObject, consulted: false };
-    metrics.decisions.inc({ source: 'local', outcome: verdict.action, phase: 'request' });
+    metrics.lean.decisions.at('local', verdict.action, 'request').inc();
     const stopped = refusal(verdict, 'local');
     if (stopped) return { ...stopped, model };
     if (verdict.action !== 'modify') {
@@ -138,20 +138,20 @@ export function createPolicyChain(options: {
     if (!remote) {
       const { body, outcome, source, policyId, reason } = state;
       if (state.consulted) return { kind: 'forward', body, outcome, source, policyId, reason, model };
-      metrics.decisions.inc({ source: 'none', outcome: 'skipped', phase: 'request' });
+      metrics.lean.decisions.at('none', 'skipped', 'request').inc();
       return { kind: 'forward', body, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
     }
     let verdict: RemoteVerdict;
-    const end = metrics.policyDuration.startTimer({ source: 'remote' });
+    const started = performance.now();
     try {
       verdict = await remote.evaluate(encodeLlmEvent(toolName, state.body), { signal, reserve });
     } catch (err) {
       if (signal?.aborted) return { kind: 'aborted' };
       return { ...failed('remote', 'policy_unavailable', toolName, (err as Error).message, state.body, state.policyId), model };
     } finally {
-      end();
+      metrics.lean.policyDuration.at('remote').observe((performance.now() - started) / 1000);
     }
-    metrics.decisions.inc({ source: 'remote', outcome: verdict.action, phase: 'request' });
+    metrics.lean.decisions.at('remote', verdict.action, 'request').inc();
     const stopped = refusal(verdict, 'remote');
     if (stopped) return { ...stopped, model };
     if (verdict.action === 'modify') {

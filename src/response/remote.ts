@@ -84,7 +84,7 @@ export function createResponseRemote(options: {
   const { evaluator, failMode, metrics, toolName, toolInput, reserve } = options;
 
   async function ask(output: BodyParts, signal: AbortSignal): Promise<RemoteVerdict | { action: 'failed'; reason: string }> {
-    const end = metrics.policyDuration.startTimer({ source: 'remote' });
+    const started = performance.now();
     try {
       return await evaluator.evaluate(encodePostToolUseEvent(toolName, toolInput, output), { signal, reserve });
     } catch (err) {
@@ -97,11 +97,11 @@ export function createResponseRemote(options: {
       );
       return { action: 'failed', reason };
     } finally {
-      end();
+      metrics.lean.policyDuration.at('remote').observe((performance.now() - started) / 1000);
     }
   }
 
-  const counted = (verdict: RemoteVerdict): void => metrics.decisions.inc({ source: 'remote', outcome: verdict.action, phase: 'response' });
+  const counted = (verdict: RemoteVerdict): void => metrics.lean.decisions.at('remote', verdict.action, 'response').inc();
   const refusal = (verdict: RemoteVerdict): { action: 'deny'; policyId: string; reason: string } | undefined => {
     if (verdict.action === 'deny') return { action: 'deny', policyId: verdict.policyId, reason: verdict.reason };
     if (verdict.action === 'ask') {

@@ -165,7 +165,7 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
   const coding = encodingOf(response.headers);
   const local = g.rules.ruleCount > 0;
   const countLocal = (outcome: 'allow' | 'modify' | 'deny'): void => {
-    if (local) g.metrics.decisions.inc({ source: 'local', outcome, phase: 'response' });
+    if (local) g.metrics.lean.decisions.at('local', outcome, 'response').inc();
   };
 
   if (isEventStream(response.headers['content-type'])) {
