@@ -31,6 +31,10 @@ export function clientGone(res: ServerResponse): AbortSignal {
   return controller.signal;
 }
 
+function flushHeaders(res: ServerResponse): void {
+  if (!res.destroyed && !res.writableEnded) res.flushHeaders();
+}
+
 /**
  * Streams an upstream response to the client as it arrives: status, end-to-end
  * headers, raw body bytes (compressed stays compressed). Event streams are
@@ -49,7 +53,11 @@ export function relayResponse(
   if (stream) markEventStream(headers);
   if (transform) delete headers['content-length'];
   res.writeHead(upstream.statusCode, headers);
-  if (stream) res.flushHeaders();
+  // An event stream's headers go out at once, whatever the first event's
+  // timing: with its first chunk when that is already here (one socket write
+  // instead of two; the first res.write carries the headers), else on their
+  // own one turn of the event loop later.
+  let flush = stream ? setImmediate(flushHeaders, res) : undefined;
   const observe = options.observe;
   observe?.head(upstream.statusCode, upstream.headers);
 
@@ -63,6 +71,7 @@ export function relayResponse(
     const done = (err?: Error | null): void => {
       if (settled) return;
       settled = true;
+      if (flush) clearImmediate(flush);
       if (active) {
         active.dec();
         options.metrics.lean.streamDuration.at(options.route).observe((performance.now() - started) / 1000);
@@ -75,12 +84,22 @@ export function relayResponse(
     // that builds a DOMException (with a stack trace) per response.
     const source: Readable = transform ? pipeline(upstream.body, transform, () => undefined) : upstream.body;
     source.on('data', (chunk: Buffer) => {
+      if (flush) {
+        clearImmediate(flush);
+        flush = undefined;
+      }
       bytesOut += chunk.length;
       if (!res.write(chunk)) source.pause();
       observe?.chunk(chunk);
     });
     res.on('drain', () => source.resume());
-    source.once('end', () => res.end());
+    source.once('end', () => {
+      if (flush) {
+        clearImmediate(flush);
+        flush = undefined;
+      }
+      res.end();
+    });
     source.on('error', (err: Error) => {
       res.destroy();
       done(err);

@@ -176,6 +176,28 @@ test('upstream refused: 502; no headers in time: 504; next request fine', async 
   assert.ok((await sidecar.metricValue('firstops_upstream_errors_total', { route: 'llm', code: 'upstream_timeout' })) >= 1);
 });
 
+test('an event stream\'s headers reach the client at once even while the upstream stays silent', async () => {
+  let finish: () => void = () => undefined;
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    // No event for a while: the relay must not wait for one to send the headers.
+    const timer = setTimeout(() => res.end('data: late\n\n'), 2_000);
+    finish = () => {
+      clearTimeout(timer);
+      res.end('data: late\n\n');
+    };
+  });
+  const started = performance.now();
+  const res = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream":true}' });
+  const waited = performance.now() - started;
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-accel-buffering'), 'no');
+  assert.ok(waited < 1_500, `headers took ${waited.toFixed(0)} ms`);
+  finish();
+  assert.equal(await res.text(), 'data: late\n\n');
+});
+
 test('a client that disconnects mid-stream aborts the upstream request', async () => {
   upstream.handle((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
