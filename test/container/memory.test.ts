@@ -695,10 +695,14 @@ test('throughout: never killed, the stream completed intact, /healthz always und
     poller.postMessage('stop');
     await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
   }
+  // node's own process warnings ("(node:1) MaxListenersExceededWarning: ..."), reported for the record.
+  const logs = containerStarted ? await run('podman', ['logs', NAME]) : undefined;
+  const warnings = logs ? `${logs.stdout}\n${logs.stderr}`.split('\n').filter((l) => /^\(node:\d+\) \w*Warning/.test(l)) : [];
   const slow = polls.filter((p) => p.status !== 200 || p.ms >= 1000);
   const worst = polls.reduce((m, p) => Math.max(m, p.ms), 0);
   const line = `container ${state} (running oomkilled exit restarts); cgroup peak ${(cgroupPeak / MiB).toFixed(1)} MiB of ${(limit.bytes / MiB).toFixed(0)} MiB, OOM kills ${cgroupOomKills} (${cgroupPeakFile || 'no cgroup file'}); ` +
-    `${polls.length} /healthz polls, slowest ${worst.toFixed(0)} ms, ${slow.length} failed or >= 1 s; gateway answered ${hooks} EvaluateHook calls; SSE ${sse.written.length} events written, stream ${stream.error ? `cut (${stream.error})` : stream.ended ? 'ended' : 'still open'}`;
+    `${polls.length} /healthz polls, slowest ${worst.toFixed(0)} ms, ${slow.length} failed or >= 1 s; gateway answered ${hooks} EvaluateHook calls; SSE ${sse.written.length} events written, stream ${stream.error ? `cut (${stream.error})` : stream.ended ? 'ended' : 'still open'}; ` +
+    `node warnings ${warnings.length}${warnings.length ? ` (${warnings[0]!.slice(0, 160)})` : ''}`;
   report.push(line);
   t.diagnostic(line);
   if (state.startsWith('false')) running = false;
