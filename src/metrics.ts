@@ -143,11 +143,14 @@ export class HistogramSeries {
   readonly #metric: Histogram<string>;
   readonly #labels: Readonly<Record<string, string>>;
   readonly #bounds: readonly number[];
+  /** The bounds as the property names of prom-client's bucket record: a double's String() is slow enough to count. */
+  readonly #bucketKeys: readonly string[];
   #key: string | undefined;
   constructor(metric: Histogram<string>, labels: Readonly<Record<string, string>>) {
     this.#metric = metric;
     this.#labels = labels;
     this.#bounds = internals(metric).upperBounds ?? [];
+    this.#bucketKeys = this.#bounds.map(String);
   }
 
   /** Seconds, say; the same bucket prom-client would pick (the first bound not below the value). */
@@ -159,7 +162,7 @@ export class HistogramSeries {
       const bounds = this.#bounds;
       for (let i = 0; i < bounds.length; i++) {
         if (value <= bounds[i]!) {
-          filed.bucketValues[bounds[i]!]! += 1;
+          (filed.bucketValues as unknown as Record<string, number>)[this.#bucketKeys[i]!]! += 1;
           break;
         }
       }
