@@ -1,4 +1,6 @@
-import { Pool, ProxyAgent, type Dispatcher, type buildConnector } from 'undici';
+// Deep imports (./undici.ts): undici's index would load all of undici (and Node's bundled copy through it).
+import type { Dispatcher, Pool as UndiciPool, buildConnector } from 'undici';
+import { Pool, ProxyAgent } from './undici.ts';
 import type { ProxyServer } from './proxies.ts';
 import { ProxyError, tlsCode } from './proxy-error.ts';
 
@@ -33,7 +35,7 @@ function tagged(connect: Connector, proxy: string): Connector {
  */
 class TunnelPool extends Pool {
   readonly #proxy: string;
-  constructor(url: URL, options: Pool.Options, proxy: string) {
+  constructor(url: URL, options: UndiciPool.Options, proxy: string) {
     super(url, options);
     this.#proxy = proxy;
   }
