@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { GatewayClient } from '../identity/gateway.ts';
 import { joinParts, partsLength, type BodyParts } from '../json/edits.ts';
 import { createReclaimer } from '../memory/reclaim.ts';
@@ -84,6 +85,27 @@ export function parseHookAnswer(answer: unknown, streamed?: StreamedPayload): Re
   return { action: 'modify', policyId, reason, body: [Buffer.from(payload, 'base64')] };
 }
 
+/** Answers declaring at most this many bytes are read whole (see evaluate). */
+const SMALL_ANSWER_BYTES = 16 * 1024;
+const PAYLOAD_KEY = Buffer.from('"modified_payload"');
+
+/** A small answer's bytes: every chunk, joined once; `late` (and the body dropped) once a chunk comes after `deadline`. */
+function readSmall(body: Readable, deadline: number, late: () => Error): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    body.on('data', (chunk: Buffer) => {
+      if (performance.now() > deadline) {
+        reject(late());
+        body.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    body.once('error', reject);
+  });
+}
+
 const timedOut = (err: unknown): boolean => {
   const code = (err as { code?: unknown }).code;
   return code === 'gateway_timeout' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
@@ -124,6 +146,29 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
         await response.body.dump();
         throw new RemoteEvaluationError(`gateway answered ${response.statusCode}`);
       }
+      let small: Buffer | undefined;
+      if (Number(response.headers['content-length']) <= SMALL_ANSWER_BYTES) {
+        // The common answer (an allow or deny of a few hundred bytes): read with
+        // two listeners and one Promise and parsed whole, instead of through an
+        // async iterator, the streaming reader and a reclaimer (~7 µs and eight
+        // microtasks a request). One naming a payload still goes through the
+        // reader below, which decodes it against the request's memory share.
+        try {
+          small = await readSmall(response.body, deadline, () => new RemoteEvaluationError(tooSlow));
+        } catch (err) {
+          if (err instanceof RemoteEvaluationError) throw err;
+          throw new RemoteEvaluationError(timedOut(err) ? tooSlow : 'answer body failed', { cause: err });
+        }
+        if (small.indexOf(PAYLOAD_KEY) === -1) {
+          let answer: unknown;
+          try {
+            answer = JSON.parse(small.toString('utf8'));
+          } catch {
+            throw new RemoteEvaluationError('answer is not JSON');
+          }
+          return parseHookAnswer(answer);
+        }
+      }
       let decoded = 0;
       const reader = createAnswerReader({
         maxRestBytes: MAX_ANSWER_REST_BYTES,
@@ -132,10 +177,13 @@ export function createRemoteEvaluator(options: { gateway: GatewayClient; timeout
       // A large answer's chunks and base64 pieces are garbage once decoded: reclaim them as it streams.
       const reclaim = createReclaimer();
       try {
-        for await (const chunk of response.body) {
-          if (performance.now() > deadline) throw new RemoteEvaluationError(tooSlow);
-          reader.push(chunk as Buffer);
-          reclaim((chunk as Buffer).length);
+        if (small) reader.push(small);
+        else {
+          for await (const chunk of response.body) {
+            if (performance.now() > deadline) throw new RemoteEvaluationError(tooSlow);
+            reader.push(chunk as Buffer);
+            reclaim((chunk as Buffer).length);
+          }
         }
       } catch (err) {
         if (err instanceof RemoteEvaluationError) throw err;
