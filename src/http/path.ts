@@ -43,7 +43,8 @@ const MUST_BE_LITERAL = /[A-Za-z0-9\-._~/\\]/;
 export function assertSafePath(path: string): void {
   let decoded = path;
   let encodedLiteral = false;
-  for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
+  // Nothing to decode without a '%' (the usual path): the rounds are skipped.
+  for (let round = 0; round < MAX_DECODE_ROUNDS && decoded.includes('%'); round++) {
     const next = decoded.replace(PERCENT, (_, hex: string) => {
       const char = String.fromCharCode(Number.parseInt(hex, 16));
       if (MUST_BE_LITERAL.test(char)) encodedLiteral = true;
@@ -83,5 +84,10 @@ export function splitLlmPath(path: string): LlmTarget {
 
 /** `openai.v1.chat.completions` for `/llm/openai/v1/chat/completions`: the event's tool name. */
 export function llmToolName(provider: string, rest: string): string {
-  return `${provider}.${rest.replace(/^\/+|\/+$/g, '').replaceAll('/', '.')}`;
+  // `rest` without its leading and trailing slashes, then '/' to '.' (no regex: this runs per request).
+  let start = 0;
+  let end = rest.length;
+  while (start < end && rest.charCodeAt(start) === 0x2f) start++;
+  while (end > start && rest.charCodeAt(end - 1) === 0x2f) end--;
+  return `${provider}.${rest.slice(start, end).replaceAll('/', '.')}`;
 }
