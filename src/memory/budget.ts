@@ -33,44 +33,60 @@ export interface BudgetObserver {
   released?(bytes: number): void;
 }
 
+/** One request's share: a class, so opening one per request is one small object (no getter and closures). */
+class Share implements BudgetShare {
+  taken = 0;
+  #released = false;
+  readonly #pool: Pool;
+  constructor(pool: Pool) {
+    this.#pool = pool;
+  }
+
+  take(n: number, force = false): boolean {
+    if (this.#released) return false;
+    const pool = this.#pool;
+    if (!force && pool.used + n > pool.bytes) return false;
+    this.taken += n;
+    pool.change(n);
+    return true;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    const taken = this.taken;
+    if (taken > 0) {
+      this.#pool.change(-taken);
+      this.#pool.observer?.released?.(taken);
+    }
+    this.taken = 0;
+  }
+}
+
+class Pool {
+  used = 0;
+  readonly bytes: number;
+  readonly observer: BudgetObserver | undefined;
+  constructor(bytes: number, observer: BudgetObserver | undefined) {
+    this.bytes = bytes;
+    this.observer = observer;
+  }
+
+  change(delta: number): void {
+    this.used += delta;
+    this.observer?.inUse?.(this.used);
+  }
+}
+
 export function createBodyBudget(options: { bytes: number; smallBytes: number; observer?: BudgetObserver }): BodyBudget {
   const { bytes, smallBytes, observer } = options;
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`budget bytes must be a non-negative integer (got ${bytes})`);
   if (!Number.isSafeInteger(smallBytes) || smallBytes < 0) throw new RangeError(`budget smallBytes must be a non-negative integer (got ${smallBytes})`);
-  let used = 0;
-  const changed = (delta: number): void => {
-    used += delta;
-    observer?.inUse?.(used);
-  };
-
+  const pool = new Pool(bytes, observer);
   return {
     bytes,
     smallBytes,
-    inUse: () => used,
-    open(): BudgetShare {
-      let taken = 0;
-      let released = false;
-      return {
-        get taken() {
-          return taken;
-        },
-        take(n, force = false) {
-          if (released) return false;
-          if (!force && used + n > bytes) return false;
-          taken += n;
-          changed(n);
-          return true;
-        },
-        release() {
-          if (released) return;
-          released = true;
-          if (taken > 0) {
-            changed(-taken);
-            observer?.released?.(taken);
-          }
-          taken = 0;
-        },
-      };
-    },
+    inUse: () => pool.used,
+    open: () => new Share(pool),
   };
 }
