@@ -43,11 +43,17 @@ export function listen(server: Server, port: number, host: string, names: Listen
   });
 }
 
+/** Sockets whose parse error is being answered. */
+const answered = new WeakSet<Socket>();
+
 /** How long a refused connection keeps reading (and dropping) what the client still sends. */
 const LINGER_MS = 2_000;
 
 /** Answers what node's HTTP parser refuses (bad framing, huge headers, slow clients) with a JSON error. */
 export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // node raises clientError again for every chunk that follows a parse error: the socket is answered once.
+  if (answered.has(socket)) return;
+  answered.add(socket);
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
