@@ -86,7 +86,7 @@ export function createLlmHandler(deps: {
       return replySidecarError(c, new SidecarError('unsupported_content_encoding'), style);
     }
 
-    const body = await readBodyOrReply(c, {
+    let body: Buffer | Response | undefined = await readBodyOrReply(c, {
       maxBytes: config.maxBodyBytes,
       budget: { budget, share, factor: ADMISSION_FACTOR },
       // A body a worker will inspect is read into shared memory.
@@ -99,7 +99,7 @@ export function createLlmHandler(deps: {
     const hop = openHop(c, { route: 'llm', metrics, classify: upstreamError, style });
     // Every body meets the local rules (tool_name, channel, default), so
     // `default: deny` means deny; the gateway is asked about JSON objects only.
-    const result = await chain.evaluate(
+    const evaluation = chain.evaluate(
       {
         toolName: llmToolName(provider, rest),
         channel: 'llm',
@@ -114,6 +114,10 @@ export function createLlmHandler(deps: {
         reserve: (bytes) => share.take(bytes),
       },
     );
+    // The chain holds what it still needs; a suspended handler would keep the
+    // original alive beside the gateway's rewrite (a third body at peak).
+    body = undefined;
+    const result = await evaluation;
     if (result.kind === 'aborted') return hop.abandoned();
     if (result.kind === 'refused') return replySidecarError(c, new SidecarError(result.code, result.detail), style);
     if (record) {
