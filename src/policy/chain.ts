@@ -6,14 +6,19 @@ import type { LocalPolicy } from './local.ts';
 import type { Inspector } from './pool.ts';
 import { applyEdits, detach, type BodyParts } from '../json/edits.ts';
 import { RECLAIM_EVERY_BYTES, reclaimSoon } from '../memory/reclaim.ts';
+import { PayloadOverBudgetError } from './remote.ts';
 import { encodeLlmEvent, type ChainResult, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
 
 const MAX_LOGGED_NAME = 256;
 
-/** The body cannot be governed, so it is not forwarded: a 400 with this code. */
+/**
+ * The body cannot be governed, so it is not forwarded: a 400 with this code,
+ * or (body_budget_exhausted) a 503 to retry when a gateway rewrite does not
+ * fit the memory budget.
+ */
 export interface Refusal {
   readonly kind: 'refused';
-  readonly code: 'bad_request' | 'invalid_json';
+  readonly code: 'bad_request' | 'invalid_json' | 'body_budget_exhausted';
   readonly detail: string | undefined;
 }
 
@@ -147,6 +152,11 @@ export function createPolicyChain(options: {
       verdict = await remote.evaluate(encodeLlmEvent(toolName, state.body), { signal, reserve });
     } catch (err) {
       if (signal?.aborted) return { kind: 'aborted' };
+      if (err instanceof PayloadOverBudgetError) {
+        // The gateway decided; its rewrite cannot be held now. Neither fail mode applies: the client retries.
+        log.warn({ tool_name: toolName.slice(0, MAX_LOGGED_NAME), source: 'remote', code: err.code }, err.message);
+        return { kind: 'refused', code: 'body_budget_exhausted', detail: undefined };
+      }
       return { ...failed('remote', 'policy_unavailable', toolName, (err as Error).message, state.body, state.policyId), model };
     } finally {
       metrics.lean.policyDuration.at('remote').observe((performance.now() - started) / 1000);

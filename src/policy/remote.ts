@@ -19,10 +19,23 @@ export const MAX_ANSWER_REST_BYTES = 1024 * 1024;
 
 /** Remote evaluation did not produce a decision the sidecar can act on. */
 export class RemoteEvaluationError extends Error {
-  readonly code = 'remote_evaluation_failed';
+  readonly code: string = 'remote_evaluation_failed';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'RemoteEvaluationError';
+  }
+}
+
+/**
+ * The gateway answered modify, but its payload does not fit what is left of
+ * the in-flight memory budget. Not a failed evaluation: the decision is
+ * known and cannot be applied, so no fail mode may forward the original.
+ */
+export class PayloadOverBudgetError extends RemoteEvaluationError {
+  override readonly code = 'body_budget_exhausted';
+  constructor() {
+    super('modified_payload does not fit the memory budget (FIRSTOPS_MEMORY_BUDGET_BYTES)');
+    this.name = 'PayloadOverBudgetError';
   }
 }
 
@@ -76,7 +89,7 @@ export function parseHookAnswer(answer: unknown, streamed?: StreamedPayload): Re
   if (streamed && payload === '') {
     // The payload's content was decoded as it arrived (answer.ts).
     if (streamed.chars === 0) throw new RemoteEvaluationError('modify without modified_payload');
-    if (streamed.problem === 'over the memory budget') throw new RemoteEvaluationError('modified_payload does not fit the memory budget (FIRSTOPS_MEMORY_BUDGET_BYTES)');
+    if (streamed.problem === 'over the memory budget') throw new PayloadOverBudgetError();
     if (!streamed.parts) throw new RemoteEvaluationError('modified_payload is not standard base64');
     return { action: 'modify', policyId, reason, body: streamed.parts };
   }

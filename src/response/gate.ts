@@ -305,10 +305,10 @@ export function createResponseGate(options: ResponseGateOptions, sink: GateSink)
         pump();
         flush();
       },
-      () => {
+      (err: unknown) => {
         if (closed) return;
-        u.failure = 'policy_unavailable';
-        decide(u, { action: 'deny', policyId: '', reason: failureBody('policy_unavailable').message }, 'remote');
+        u.failure = (err as { code?: unknown } | undefined)?.code === 'body_budget_exhausted' ? 'body_budget_exhausted' : 'policy_unavailable';
+        decide(u, { action: 'deny', policyId: '', reason: failureBody(u.failure).message }, 'remote');
         pump();
         flush();
       },

@@ -2,6 +2,7 @@ import type { FailMode } from '../config.ts';
 import { joinParts, type BodyParts } from '../json/edits.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { PayloadOverBudgetError } from '../policy/remote.ts';
 import { encodePostToolUseEvent, type RemoteEvaluator, type RemoteVerdict } from '../policy/types.ts';
 import type { PartVerdict, RemoteCallHook, ResponseView, ToolCall } from './index.ts';
 
@@ -15,7 +16,8 @@ export type ResponseRemoteVerdict =
   | { readonly action: 'allow' | 'fail_open'; readonly policyId: string; readonly reason: string }
   | { readonly action: 'deny'; readonly policyId: string; readonly reason: string }
   | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly body: Buffer }
-  | { readonly action: 'unavailable'; readonly reason: string };
+  /** Refused: the evaluation failed in closed mode (policy_unavailable), or a modify payload did not fit the memory budget in either mode. */
+  | { readonly action: 'unavailable'; readonly code: 'policy_unavailable' | 'body_budget_exhausted'; readonly reason: string };
 
 export interface ResponseRemote {
   /** A JSON answer's body (decoded; after the local rules' rewrite) as `tool_output`. */
@@ -83,12 +85,17 @@ export function createResponseRemote(options: {
 }): ResponseRemote {
   const { evaluator, failMode, metrics, toolName, toolInput, reserve } = options;
 
-  async function ask(output: BodyParts, signal: AbortSignal): Promise<RemoteVerdict | { action: 'failed'; reason: string }> {
+  async function ask(output: BodyParts, signal: AbortSignal): Promise<RemoteVerdict | { action: 'failed'; reason: string } | { action: 'over_budget'; reason: string }> {
     const started = performance.now();
     try {
       return await evaluator.evaluate(encodePostToolUseEvent(toolName, toolInput, output), { signal, reserve });
     } catch (err) {
       const reason = (err as Error).message;
+      if (err instanceof PayloadOverBudgetError) {
+        // The gateway decided and its rewrite cannot be held: no fail mode passes the answer unchanged.
+        options.logger.warn({ tool_name: toolName.slice(0, MAX_LOGGED_NAME), source: 'remote', phase: 'response', code: err.code }, reason);
+        return { action: 'over_budget', reason };
+      }
       const outcome = failMode === 'open' ? 'fail_open' : 'fail_closed';
       metrics.decisions.inc({ source: 'remote', outcome, phase: 'response' });
       options.logger.warn(
@@ -113,8 +120,9 @@ export function createResponseRemote(options: {
   return {
     async judgeJson(body, signal) {
       const verdict = await ask(outputParts(body), signal);
+      if (verdict.action === 'over_budget') return { action: 'unavailable', code: 'body_budget_exhausted', reason: verdict.reason };
       if (verdict.action === 'failed') {
-        return failMode === 'open' ? { action: 'fail_open', policyId: '', reason: verdict.reason } : { action: 'unavailable', reason: verdict.reason };
+        return failMode === 'open' ? { action: 'fail_open', policyId: '', reason: verdict.reason } : { action: 'unavailable', code: 'policy_unavailable', reason: verdict.reason };
       }
       counted(verdict);
       const stopped = refusal(verdict);
@@ -127,7 +135,7 @@ export function createResponseRemote(options: {
           // Like any answer the sidecar cannot act on: the fail mode decides.
           const reason = 'modified_payload is not JSON';
           metrics.decisions.inc({ source: 'remote', outcome: failMode === 'open' ? 'fail_open' : 'fail_closed', phase: 'response' });
-          return failMode === 'open' ? { action: 'fail_open', policyId: '', reason } : { action: 'unavailable', reason };
+          return failMode === 'open' ? { action: 'fail_open', policyId: '', reason } : { action: 'unavailable', code: 'policy_unavailable', reason };
         }
         return { action: 'modify', policyId: verdict.policyId, reason: verdict.reason, body: replacement };
       }
@@ -136,6 +144,8 @@ export function createResponseRemote(options: {
 
     async callHook(call, { local, view, signal }) {
       const verdict = await ask([assembledOutput(view(), call)], signal);
+      // Rejecting with this code ends the stream with body_budget_exhausted (gate.ts).
+      if (verdict.action === 'over_budget') throw Object.assign(new Error(verdict.reason), { code: 'body_budget_exhausted' });
       if (verdict.action === 'failed') {
         // The gate's contract: resolving is failing open (the local verdict stands), rejecting denies.
         if (failMode === 'open') return local;

@@ -268,7 +268,7 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
       return replyError(c, denialBody(remote.policyId, remote.reason || 'response denied'), g.style);
     case 'unavailable':
       noteResponse(record, 'fail_closed', '', 'remote');
-      return replySidecarError(c, new SidecarError('policy_unavailable', remote.reason), g.style);
+      return replySidecarError(c, new SidecarError(remote.code, remote.code === 'policy_unavailable' ? remote.reason : undefined), g.style);
     case 'modify':
       noteResponse(record, 'modify', remote.policyId, 'remote');
       return forward(remote.body, true);

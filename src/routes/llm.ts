@@ -119,7 +119,10 @@ export function createLlmHandler(deps: {
     body = undefined;
     const result = await evaluation;
     if (result.kind === 'aborted') return hop.abandoned();
-    if (result.kind === 'refused') return replySidecarError(c, new SidecarError(result.code, result.detail), style);
+    if (result.kind === 'refused') {
+      if (result.code === 'body_budget_exhausted') metrics.budgetRefusals.inc({ route: 'llm' });
+      return replySidecarError(c, new SidecarError(result.code, result.detail), style);
+    }
     if (record) {
       record.decision = result.outcome;
       record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
