@@ -96,10 +96,10 @@ function keyOf(metric: object, labels: Readonly<Record<string, string>>): string
  * looks the key up again. Values are the caller's (finite numbers).
  */
 export class CounterSeries {
-  readonly #metric: Counter<string>;
+  readonly #metric: Counter<string> | Gauge<string>;
   readonly #labels: Readonly<Record<string, string>>;
   #key: string | undefined;
-  constructor(metric: Counter<string>, labels: Readonly<Record<string, string>>) {
+  constructor(metric: Counter<string> | Gauge<string>, labels: Readonly<Record<string, string>>) {
     this.#metric = metric;
     this.#labels = labels;
   }
@@ -115,23 +115,10 @@ export class CounterSeries {
   }
 }
 
-export class GaugeSeries {
-  readonly #metric: Gauge<string>;
-  readonly #labels: Readonly<Record<string, string>>;
-  #key: string | undefined;
+/** A gauge's series: a counter's that may also go down. */
+export class GaugeSeries extends CounterSeries {
   constructor(metric: Gauge<string>, labels: Readonly<Record<string, string>>) {
-    this.#metric = metric;
-    this.#labels = labels;
-  }
-
-  inc(value = 1): void {
-    const filed = this.#key === undefined ? undefined : internals(this.#metric).hashMap[this.#key];
-    if (filed !== undefined) {
-      filed.value += value;
-      return;
-    }
-    this.#metric.inc(this.#labels as LabelValues<string>, value);
-    this.#key = keyOf(this.#metric, this.#labels);
+    super(metric, labels);
   }
 
   dec(value = 1): void {
