@@ -1,6 +1,6 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { PolicyFileError, unusable } from './file-error.ts';
-import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
+import { PolicyFileError, ruleGlobs, unusable } from './file-error.ts';
+import { compilePattern, type Pattern } from './regex.ts';
 import schema from './policy.schema.json' with { type: 'json' };
 import { parseFieldPath, someFieldMatches, type FieldPath } from './response-fields.ts';
 import { redactString, redactValue, type Redaction } from './response-redact.ts';
@@ -61,14 +61,7 @@ function validate(section: unknown): asserts section is ResponseRuleDoc[] {
 
 function compileRule(doc: ResponseRuleDoc, index: number): Rule {
   const name = `responses[${index}] (id ${JSON.stringify(doc.id)})`;
-  const globs = (field: string, value: Globs | undefined): Pattern | undefined => {
-    if (value === undefined) return undefined;
-    try {
-      return compileGlobs(value);
-    } catch (err) {
-      throw unusable(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
-    }
-  };
+  const globs = (field: string, value: Globs | undefined): Pattern | undefined => ruleGlobs(name, field, value);
   const fields = Object.entries(doc.match?.arguments ?? {}).map(([path, value]) => {
     const parsed = parseFieldPath(path);
     if (typeof parsed === 'string') throw new PolicyFileError(`${name}.match.arguments: field path ${JSON.stringify(path)} cannot be used: ${parsed}`);

@@ -1,10 +1,10 @@
 import type { Edit } from '../json/edits.ts';
 import { escapeJsonString, fieldTrie, Kind, scanJson, unescapeJsonString, type FieldTrie } from '../json/scan.ts';
-import { compileGlobs, compilePattern, type Pattern } from './regex.ts';
+import { compilePattern, type Pattern } from './regex.ts';
 import { cannotMatchSpace, sourceOffsets, WINDOW_BYTES, windowEnds } from './windows.ts';
 import type { LocalVerdict } from './types.ts';
 import type { ResponseRules } from './response-rules.ts';
-import { PolicyFileError, unusable } from './file-error.ts';
+import { ruleGlobs, unusable } from './file-error.ts';
 
 
 interface Redaction {
@@ -114,14 +114,7 @@ function compileRule(doc: RuleDoc, index: number, fieldId: (path: readonly strin
       throw unusable(`${name}.redact[${i}]`, 'pattern', r.pattern, err);
     }
   });
-  const globs = (field: string, value: Globs | undefined): Pattern | undefined => {
-    if (value === undefined) return undefined;
-    try {
-      return compileGlobs(value);
-    } catch (err) {
-      throw unusable(`${name}.match.${field}`, 'glob', typeof value === 'string' ? value : value.join(', '), err);
-    }
-  };
+  const globs = (field: string, value: Globs | undefined): Pattern | undefined => ruleGlobs(name, field, value);
   return {
     id: doc.id,
     decision: doc.decision,
