@@ -57,3 +57,16 @@ function dechunk(body: string): string {
     rest = rest.slice(eol + 2 + size + 2);
   }
 }
+
+/**
+ * A POST of `body` (JSON) to `path` on a raw socket, answered 200: the body the
+ * sidecar puts on the client's socket, de-chunked, with no SDK in between.
+ */
+export async function rawPost(port: number, path: string, body: string, headers: Record<string, string> = {}): Promise<string> {
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const answer = await rawRequest(port,
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  if (answer.status !== 200) throw new Error(`expected 200, got ${answer.status}: ${answer.body.slice(0, 200)}`);
+  return answer.body;
+}

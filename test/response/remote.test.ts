@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { startUpstream, sendJson, type FakeUpstream, streamEvents } from '../helpers/upstream.ts';
 import { startGateway, type FakeGateway, type HookReply } from '../helpers/gateway.ts';
 import { makeIdentityDir, type TestIdentity } from '../helpers/identity.ts';
-import { rawRequest } from '../helpers/raw.ts';
+import { rawPost } from '../helpers/raw.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
 import { chatCompletionBody, chatToolStream, KEY, SAFE, WITH_KEY, type ToolSpec } from './streams.ts';
 
@@ -54,14 +54,8 @@ function start(env: Record<string, string>): Promise<TestSidecar> {
 }
 
 /** A streamed chat request on a raw socket: the bytes the client receives, de-chunked. */
-async function rawStream(sidecar: TestSidecar): Promise<string> {
-  const body = JSON.stringify({ ...ASK, stream: true });
-  const port = Number(new URL(sidecar.url).port);
-  const answer = await rawRequest(port,
-    `POST /llm/openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  assert.equal(answer.status, 200);
-  return answer.body;
+function rawStream(sidecar: TestSidecar): Promise<string> {
+  return rawPost(Number(new URL(sidecar.url).port), '/llm/openai/v1/chat/completions', JSON.stringify({ ...ASK, stream: true }), { Authorization: `Bearer ${TEST_API_KEY}` });
 }
 
 async function postJson(sidecar: TestSidecar): Promise<Response> {

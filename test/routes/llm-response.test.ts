@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createBrotliCompress, createGzip, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { startUpstream, chatCompletion, sendJson, type FakeUpstream, streamEvents } from '../helpers/upstream.ts';
-import { rawRequest } from '../helpers/raw.ts';
+import { rawPost } from '../helpers/raw.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
 import { chatCompletionBody, chatToolStream, KEY, SAFE, SHELL_LS, WITH_KEY, type ToolSpec } from '../response/streams.ts';
 
@@ -33,14 +33,8 @@ after(async () => {
 const openai = () => new OpenAI({ apiKey: TEST_API_KEY, baseURL: `${sidecar.url}/llm/openai/v1`, maxRetries: 0 });
 
 /** The body the sidecar puts on a client's socket for a streamed chat request (no SDK in between), de-chunked. */
-async function rawAnswer(): Promise<string> {
-  const body = JSON.stringify({ ...ASK, stream: true });
-  const port = Number(new URL(sidecar.url).port);
-  const answer = await rawRequest(port,
-    `POST /llm/openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  assert.equal(answer.status, 200);
-  return answer.body;
+function rawAnswer(): Promise<string> {
+  return rawPost(Number(new URL(sidecar.url).port), '/llm/openai/v1/chat/completions', JSON.stringify({ ...ASK, stream: true }), { Authorization: `Bearer ${TEST_API_KEY}` });
 }
 
 test('stream: an allowed tool call arrives intact, byte for byte', async () => {
