@@ -176,3 +176,11 @@ test('response dry runs count in firstops_policy_decisions_total, phase response
     await listener.close();
   }
 });
+
+test('/debug/config lists the response rules in order beside the request rules', async () => {
+  const res = await fetch(`${sidecar.debugUrl}/debug/config`, { headers: { host: new URL(sidecar.debugUrl).host } });
+  assert.equal(res.status, 200);
+  const json = (await res.json()) as { policy: { response_rule_ids: string[] }; response_remote: string };
+  assert.deepEqual(json.policy.response_rule_ids, ['no-destructive-shell', 'redact-keys-in-tool-calls']);
+  assert.equal(json.response_remote, 'off');
+});

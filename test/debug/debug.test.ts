@@ -248,6 +248,8 @@ test('/debug/config: configuration, identity, policy, upstreams, fail mode and v
   assert.equal(json.policy.file, policyFile);
   assert.equal(json.policy.sha256, createHash('sha256').update(POLICY).digest('hex'));
   assert.deepEqual(json.policy.rule_ids, ['deny-preview', 'scrub-email']);
+  assert.deepEqual(json.policy.response_rule_ids, [], 'this policy has no responses section');
+  assert.equal(json.response_remote, 'off');
   assert.equal(json.policy.last_reload_error, null);
   assert.equal(json.upstreams.openai, upstream.url);
   assert.equal(json.fail_mode, 'closed');
