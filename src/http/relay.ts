@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { pipeline, type Readable, type Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { isEventStream, markEventStream, relayResponseHeaders } from './headers.ts';
 import type { Metrics, Route } from '../metrics.ts';
@@ -79,10 +79,10 @@ export function relayResponse(
       observe?.end(err ?? undefined);
       resolve(err ? { bytesOut, error: err } : { bytesOut });
     };
-    // The last hop is relayed by hand rather than with stream.pipeline:
-    // pipeline aborts an AbortController of its own when it finishes, and
-    // that builds a DOMException (with a stack trace) per response.
-    const source: Readable = transform ? pipeline(upstream.body, transform, () => undefined) : upstream.body;
+    // Wired by hand rather than with stream.pipeline: pipeline aborts an
+    // AbortController of its own when it finishes, and that builds a
+    // DOMException (with a stack trace) per response.
+    const source: Readable = transform ? throughTransform(upstream.body, transform) : upstream.body;
     source.on('data', (chunk: Buffer) => {
       if (flush) {
         clearImmediate(flush);
@@ -110,4 +110,22 @@ export function relayResponse(
       done(Object.assign(new Error('client closed the connection before the response was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
     });
   });
+}
+
+/**
+ * `body` piped into `transform`, what stream.pipeline did here without its
+ * per-call AbortController: backpressure both ways (Readable.pipe), the
+ * body's end ends the transform, a body error destroys the transform with
+ * it (the relay sees it on the transform), and a transform that closes
+ * first (it failed, or the client went away) destroys the body, so the
+ * upstream request is aborted.
+ */
+function throughTransform(body: Readable, transform: Transform): Transform {
+  // Kept for the body's whole life: undici's body emits an error when it is destroyed before its end.
+  body.on('error', (err: Error) => transform.destroy(err));
+  transform.once('close', () => {
+    if (!body.destroyed) body.destroy();
+  });
+  body.pipe(transform);
+  return transform;
 }
