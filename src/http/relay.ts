@@ -19,16 +19,17 @@ export interface RelayResult {
 }
 
 /**
- * An AbortSignal that fires when the client goes away before its response
- * is complete: the hop it feeds is cancelled, so an abandoned generation
- * stops costing tokens.
+ * An AbortController aborted when the client goes away before its response
+ * is complete: the hop its signal feeds is cancelled, so an abandoned
+ * generation stops costing tokens. Its owner may abort it too (a hop
+ * cancelled once the client's answer is over).
  */
-export function clientGone(res: ServerResponse): AbortSignal {
+export function clientGone(res: ServerResponse): AbortController {
   const controller = new AbortController();
   res.once('close', () => {
     if (!res.writableFinished) controller.abort(new Error('client disconnected'));
   });
-  return controller.signal;
+  return controller;
 }
 
 function flushHeaders(res: ServerResponse): void {

@@ -36,8 +36,15 @@ export async function readBodyOrReply(c: Context<ProxyEnv>, options: ReadBodyOpt
 }
 
 export interface Hop {
-  /** Aborted when the client goes away: pass it to the outbound request. */
+  /** Aborted when the client goes away (or by cancel()): pass it to the outbound request. */
   readonly signal: AbortSignal;
+  /**
+   * Aborts `signal` (the outbound request) with `reason`. Only once the
+   * client's answer is over: until then an aborted signal means the client
+   * left. One controller for both, where an AbortSignal.any of the client's
+   * signal and a second controller's cost a composite signal per request.
+   */
+  cancel(reason: Error): void;
   /**
    * Awaits the outbound request. A failure before its response is classified,
    * counted and answered here (nothing to answer when the client left).
@@ -54,7 +61,8 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
   const { route, metrics, classify } = options;
   const res = c.env!.outgoing!;
   const record = c.env?.record;
-  const signal = clientGone(res);
+  const gone = clientGone(res);
+  const signal = gone.signal;
   /** The error code for a failed hop, counted unless the client caused it. */
   const failed = (err: unknown): { code: string; error?: SidecarError } => {
     if (signal.aborted) return { code: 'client_aborted' };
@@ -69,6 +77,7 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
 
   return {
     signal,
+    cancel: (reason) => gone.abort(reason),
     async send(request) {
       try {
         return await request;

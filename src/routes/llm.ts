@@ -148,15 +148,14 @@ export function createLlmHandler(deps: {
     const evaluator = result.kind === 'forward' ? deps.responseRemote?.() : undefined;
     const governed = (localRules !== undefined && localRules.ruleCount > 0) || evaluator !== undefined;
     const responseRules = localRules ?? NO_RESPONSE_RULES;
-    // A governed stream the gate ended early is cancelled after the client's answer is over.
-    const cancel = governed ? new AbortController() : undefined;
     const response = await hop.send(dispatcher.request({
       origin: upstream.origin,
       path: upstream.basePath + rest + target.search,
       method: req.method as Dispatcher.HttpMethod,
       headers,
       body: hadBody ? undiciBody(forwardBody) : undefined,
-      signal: cancel ? AbortSignal.any([hop.signal, cancel.signal]) : hop.signal,
+      // A governed stream the gate ended early is cancelled (hop.cancel) after the client's answer is over.
+      signal: hop.signal,
     }));
     if (response instanceof Response) return response;
     const relayed = governed
@@ -168,7 +167,7 @@ export function createLlmHandler(deps: {
             toolName: llmToolName(provider, rest), toolInput: result.body, reserve: (bytes) => share.take(bytes),
           })
           : undefined,
-        abortUpstream: () => cancel!.abort(new Error('the response gate ended the stream')),
+        abortUpstream: () => hop.cancel(new Error('the response gate ended the stream')),
       })
       : await hop.relay(response, undefined, tap);
     // The request's log line carries the usage: wait until the tap has recorded it.
