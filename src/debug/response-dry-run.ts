@@ -1,6 +1,6 @@
 import type { Metrics } from '../metrics.ts';
 import {
-  compileResponseRules, createResponseGate, createStreamViewer, governJsonResponse, responseDenial, viewOfJsonBody,
+  compileResponseRules, createResponseGate, MAX_GOVERNED_RESPONSE_BYTES, createStreamViewer, governJsonResponse, responseDenial, viewOfJsonBody,
   type GateSummary, type ResponseRules, type ResponseView,
 } from '../response/index.ts';
 
@@ -56,6 +56,8 @@ export async function dryRunResponse(options: {
 
   if (input.kind === 'json') {
     const body = Buffer.from(JSON.stringify(input.response), 'utf8');
+    // The route reads no JSON answer past this bound: neither does its dry run.
+    if (body.length > MAX_GOVERNED_RESPONSE_BYTES) return { phase: 'response', tool_name: toolName, decision: 'error', code: 'response_too_large', policy_id: null, reason: null, source: null, tool_calls: [] };
     const verdict = governJsonResponse(provider, body, rules);
     toolCalls = callNames(viewOfJsonBody(provider, body));
     decision = verdict.action;

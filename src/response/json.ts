@@ -21,6 +21,9 @@ function jsonParts(family: ResponseFamily, doc: unknown): JsonParts {
 }
 
 /** What the rules decided for a JSON response body. */
+/** The largest JSON answer (as received, and decoded) the response rules read; a larger one is refused (response_too_large), never passed ungoverned. */
+export const MAX_GOVERNED_RESPONSE_BYTES = 8 << 20;
+
 export type JsonResponseVerdict =
   | { readonly action: 'allow'; readonly body: Buffer }
   | {

@@ -12,13 +12,10 @@ import type { BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
 import { denialBody, type ErrorStyle } from '../http/providers.ts';
 import type { BodyObserver } from '../http/relay.ts';
-import { createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules } from '../response/index.ts';
+import { createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules, MAX_GOVERNED_RESPONSE_BYTES } from '../response/index.ts';
 import type { Hop } from './hop.ts';
 import type { ResponseRemote } from '../response/remote.ts';
 import { RESPONSE_ALREADY_SENT, replyError, replySidecarError } from './respond.ts';
-
-/** The largest JSON response body (as received, and decoded) the response rules read; a larger one is refused, never passed ungoverned. */
-export const MAX_GOVERNED_RESPONSE_BYTES = 8 << 20;
 
 export interface ResponseGovernance {
   readonly provider: string;

@@ -9,6 +9,10 @@ import { LogCapture } from '../helpers/logs.ts';
 import { startTestSidecar, type TestSidecar } from '../helpers/sidecar.ts';
 import { STREAM_CASES } from '../response/cases.ts';
 import { KEY, SAFE, SHELL_RM, WITH_KEY, anthropicBody, chatCompletionBody, chatToolStream } from '../response/streams.ts';
+import { readFile } from 'node:fs/promises';
+import { dryRunResponse } from '../../src/debug/response-dry-run.ts';
+import { compilePolicy } from '../../src/policy/local.ts';
+import { MAX_GOVERNED_RESPONSE_BYTES } from '../../src/response/index.ts';
 
 // The shipped policy: its response rules deny `rm -rf` in a shell-like tool and redact API keys in arguments.
 const EXAMPLE_POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
@@ -183,4 +187,20 @@ test('/debug/config lists the response rules in order beside the request rules',
   const json = (await res.json()) as { policy: { response_rule_ids: string[] }; response_remote: string };
   assert.deepEqual(json.policy.response_rule_ids, ['no-destructive-shell', 'redact-keys-in-tool-calls']);
   assert.equal(json.response_remote, 'off');
+});
+
+test('response dry run: a JSON answer over the 8 MiB the route reads is an error, response_too_large, as the route answers', async () => {
+  const rules = compilePolicy(await readFile(EXAMPLE_POLICY, 'utf8'), EXAMPLE_POLICY).responses;
+  const content = 'x'.repeat(MAX_GOVERNED_RESPONSE_BYTES);
+  const answer = await dryRunResponse({
+    provider: 'openai', toolName: 'openai.v1.chat.completions', rules, metrics: undefined,
+    input: { kind: 'json', response: { id: 'c', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content } }] } },
+  });
+  assert.equal(answer.decision, 'error');
+  assert.equal(answer.code, 'response_too_large');
+  const fits = await dryRunResponse({
+    provider: 'openai', toolName: 'openai.v1.chat.completions', rules, metrics: undefined,
+    input: { kind: 'json', response: { id: 'c', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(1024) } }] } },
+  });
+  assert.equal(fits.decision, 'allow');
 });
