@@ -7,7 +7,7 @@ import type { Inspector } from './pool.ts';
 import { applyEdits, detach, type BodyParts } from '../json/edits.ts';
 import { RECLAIM_EVERY_BYTES, reclaimSoon } from '../memory/reclaim.ts';
 import { PayloadOverBudgetError } from './remote.ts';
-import { encodeLlmEvent, type ChainResult, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
+import { encodeLlmEvent, refusalReason, type ChainResult, type PolicySource, type RemoteEvaluator, type RemoteVerdict, type UnavailableCode } from './types.ts';
 
 const MAX_LOGGED_NAME = 256;
 
@@ -94,9 +94,9 @@ export function createPolicyChain(options: {
   };
 
   const refusal = (verdict: { action: string; policyId: string; reason: string }, source: PolicySource): ChainResult | undefined => {
-    if (verdict.action !== 'deny' && verdict.action !== 'ask') return undefined;
-    const reason = verdict.action === 'ask' ? `approval required, and a sidecar has nobody to ask${verdict.reason ? `: ${verdict.reason}` : ''}` : verdict.reason;
-    return { kind: 'deny', outcome: verdict.action, source, policyId: verdict.policyId, reason };
+    const reason = refusalReason(verdict);
+    if (reason === undefined) return undefined;
+    return { kind: 'deny', outcome: verdict.action as 'deny' | 'ask', source, policyId: verdict.policyId, reason };
   };
 
   /**

@@ -54,6 +54,16 @@ export type RemoteVerdict =
   | { readonly action: 'allow' | 'deny' | 'ask'; readonly policyId: string; readonly reason: string }
   | { readonly action: 'modify'; readonly policyId: string; readonly reason: string; readonly body: BodyParts };
 
+/**
+ * Why a deny or an ask refuses (an ask too: a sidecar has nobody to ask), or
+ * undefined for a verdict that lets the body pass.
+ */
+export function refusalReason(verdict: { readonly action: string; readonly reason: string }): string | undefined {
+  if (verdict.action === 'deny') return verdict.reason;
+  if (verdict.action === 'ask') return `approval required, and a sidecar has nobody to ask${verdict.reason ? `: ${verdict.reason}` : ''}`;
+  return undefined;
+}
+
 export interface RemoteCallOptions {
   readonly signal?: AbortSignal;
   /**

@@ -3,7 +3,7 @@ import { joinParts, type BodyParts } from '../json/edits.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { PayloadOverBudgetError } from '../policy/remote.ts';
-import { encodePostToolUseEvent, type RemoteEvaluator, type RemoteVerdict } from '../policy/types.ts';
+import { encodePostToolUseEvent, refusalReason, type RemoteEvaluator, type RemoteVerdict } from '../policy/types.ts';
 import type { PartVerdict, RemoteCallHook, ResponseView, ToolCall } from './index.ts';
 
 const MAX_LOGGED_NAME = 256;
@@ -97,7 +97,7 @@ export function createResponseRemote(options: {
         return { action: 'over_budget', reason };
       }
       const outcome = failMode === 'open' ? 'fail_open' : 'fail_closed';
-      metrics.decisions.inc({ source: 'remote', outcome, phase: 'response' });
+      metrics.lean.decisions.at('remote', outcome, 'response').inc();
       options.logger.warn(
         { tool_name: toolName.slice(0, MAX_LOGGED_NAME), source: 'remote', phase: 'response', code: 'policy_unavailable', reason },
         `remote response evaluation failed; ${failMode === 'open' ? 'passing the answer' : 'refusing it'} (FIRSTOPS_FAIL_MODE=${failMode})`,
@@ -110,11 +110,8 @@ export function createResponseRemote(options: {
 
   const counted = (verdict: RemoteVerdict): void => metrics.lean.decisions.at('remote', verdict.action, 'response').inc();
   const refusal = (verdict: RemoteVerdict): { action: 'deny'; policyId: string; reason: string } | undefined => {
-    if (verdict.action === 'deny') return { action: 'deny', policyId: verdict.policyId, reason: verdict.reason };
-    if (verdict.action === 'ask') {
-      return { action: 'deny', policyId: verdict.policyId, reason: `approval required, and a sidecar has nobody to ask${verdict.reason ? `: ${verdict.reason}` : ''}` };
-    }
-    return undefined;
+    const reason = refusalReason(verdict);
+    return reason === undefined ? undefined : { action: 'deny', policyId: verdict.policyId, reason };
   };
 
   return {
@@ -134,7 +131,7 @@ export function createResponseRemote(options: {
         } catch {
           // Like any answer the sidecar cannot act on: the fail mode decides.
           const reason = 'modified_payload is not JSON';
-          metrics.decisions.inc({ source: 'remote', outcome: failMode === 'open' ? 'fail_open' : 'fail_closed', phase: 'response' });
+          metrics.lean.decisions.at('remote', failMode === 'open' ? 'fail_open' : 'fail_closed', 'response').inc();
           return failMode === 'open' ? { action: 'fail_open', policyId: '', reason } : { action: 'unavailable', code: 'policy_unavailable', reason };
         }
         return { action: 'modify', policyId: verdict.policyId, reason: verdict.reason, body: replacement };
