@@ -264,7 +264,8 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
       noteResponse(record, 'deny', remote.policyId, 'remote', remote.reason);
       return replyError(c, denialBody(remote.policyId, remote.reason || 'response denied'), g.style);
     case 'unavailable':
-      noteResponse(record, 'fail_closed', '', 'remote');
+      // A budget shortfall is no failed evaluation: the gateway decided, its rewrite could not be held.
+      noteResponse(record, remote.code === 'policy_unavailable' ? 'fail_closed' : 'error', '', 'remote');
       return replySidecarError(c, new SidecarError(remote.code, remote.code === 'policy_unavailable' ? remote.reason : undefined), g.style);
     case 'modify':
       noteResponse(record, 'modify', remote.policyId, 'remote');
