@@ -2,11 +2,10 @@ import { request } from 'node:http';
 import { describeConfig, loadConfig, type Env } from './config.ts';
 import { loadClientCertificates } from './egress/client-certs.ts';
 import { createIdentity, readIdentityFiles } from './identity/agent.ts';
-import { compilePolicy } from './policy/local.ts';
+import { compilePolicy, readPolicyDocument } from './policy/local.ts';
 import { compilePattern, NativeModuleError } from './policy/regex.ts';
 import type { ResponseRuleDoc } from './policy/response-rules.ts';
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 
 export type Command = 'serve' | 'check' | 'healthcheck' | 'injector' | 'help';
 const COMMANDS: readonly Command[] = ['serve', 'check', 'healthcheck', 'injector', 'help'];
@@ -43,12 +42,10 @@ export function nativeProblem(): string | undefined {
  * The policy file's response rules as `check` shows them, one short entry
  * each in file order: id, decision, and what it matches (tool-name globs,
  * argument fields and their globs, text globs; nothing: every tool call, or
- * every text part). Redactions by name only. `text` is a file compilePolicy
- * accepted.
+ * every text part). Redactions by name only.
  */
-export function describeResponseRules(text: string): Array<Record<string, unknown>> {
-  const doc = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 }) as { responses?: ResponseRuleDoc[] } | null;
-  return (doc?.responses ?? []).map((rule) => {
+export function describeResponseRules(rules: readonly ResponseRuleDoc[] | undefined): Array<Record<string, unknown>> {
+  return (rules ?? []).map((rule) => {
     const target = rule.target ?? 'tool_call';
     const entry: Record<string, unknown> = { id: rule.id, decision: rule.decision, target };
     const { tool_name: toolName, arguments: args, text: textGlobs } = rule.match ?? {};
@@ -100,7 +97,8 @@ export async function runCheck(env: Env, out: (line: string) => void): Promise<n
           file: config.policyFile,
           rules: policy.ruleCount,
           response_rules: policy.responses?.ruleCount ?? 0,
-          responses: describeResponseRules(text),
+          // The schema validated the section: its rules have the written shape.
+          responses: describeResponseRules(readPolicyDocument(text, config.policyFile).responses as ResponseRuleDoc[] | undefined),
         };
       } catch (err) {
         problems.push(`policy: ${(err as Error).message}`);

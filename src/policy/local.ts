@@ -32,8 +32,8 @@ function validate(doc: unknown): asserts doc is PolicyDoc {
   }
 }
 
-/** Parses (YAML or JSON: JSON is YAML), validates and compiles a policy document (its `responses` rules too, when it has some). */
-export function compilePolicy(text: string, origin: string): LocalPolicy {
+/** Parses (YAML or JSON: JSON is YAML) and validates a policy document; throws PolicyFileError. */
+export function readPolicyDocument(text: string, origin: string): PolicyDoc {
   let doc: unknown;
   try {
     doc = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
@@ -41,6 +41,12 @@ export function compilePolicy(text: string, origin: string): LocalPolicy {
     throw new PolicyFileError(`${origin} is not valid YAML/JSON: ${(err as Error).message.split('\n', 1)[0]}`);
   }
   validate(doc);
+  return doc;
+}
+
+/** Parses, validates and compiles a policy document (its `responses` rules too, when it has some). */
+export function compilePolicy(text: string, origin: string): LocalPolicy {
+  const doc = readPolicyDocument(text, origin);
   const policy = compileRules(doc, origin, createHash('sha256').update(text).digest('hex'));
   // Response rules are compiled here, not in compileRules: a policy worker
   // (which compiles the validated document) governs request bodies only.
