@@ -15,7 +15,7 @@ export {
   type GateSink, type GateSummary, type HeldReport, type RemoteCallHook, type ResponseGate, type ResponseGateOptions,
 } from './gate.ts';
 export { createResponseGateTransform } from './transform.ts';
-export { governJsonResponse, responseDenial, viewOfJsonBody, MAX_GOVERNED_RESPONSE_BYTES, type JsonResponseVerdict } from './json.ts';
+export { governJsonResponse, isJsonBody, responseDenial, viewOfJsonBody, MAX_GOVERNED_RESPONSE_BYTES, type JsonResponseVerdict } from './json.ts';
 export { createStreamViewer } from './view.ts';
 export { responseFamilyOf } from './decoders.ts';
 export { streamErrorEvent, type GateFailure } from './stream-error.ts';

@@ -57,6 +57,11 @@ function parse(body: Buffer): { ok: true; doc: unknown } | { ok: false } {
   }
 }
 
+/** True when the body parses as JSON (what a remote judgement of it needs, with no local rule reading it). */
+export function isJsonBody(body: Buffer): boolean {
+  return parse(body).ok;
+}
+
 /** The provider-neutral view of a JSON response body; undefined when it is not JSON. */
 export function viewOfJsonBody(provider: string, body: Buffer): ResponseView | undefined {
   const parsed = parse(body);
