@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 // The only module with side effects: reads argv and env, starts what was asked, handles signals.
 import { ConfigError, loadConfig } from './config.ts';
-import { LOG_LEVELS, createLogger } from './log.ts';
+import { LOG_LEVELS, LineSink, createLogger } from './log.ts';
 import { USAGE, nativeProblem, parseCommand, runCheck, runHealthcheck } from './cli.ts';
 import { startSidecar } from './server.ts';
 
 const env = process.env;
 const command = parseCommand(process.argv.slice(2));
+
+/** Log lines go to stdout through one sink, written out synchronously at exit whatever the cause. */
+function stdoutSink(): LineSink {
+  const sink = new LineSink();
+  process.once('exit', () => sink.flushSync());
+  return sink;
+}
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`firstops-sidecar: ${message}\n`);
@@ -48,7 +55,7 @@ switch (command) {
   case 'injector': {
     const { startInjector } = await import('./injector/index.ts');
     const level = LOG_LEVELS.find((l) => l === env.FIRSTOPS_LOG_LEVEL?.trim().toLowerCase()) ?? 'info';
-    const logger = createLogger({ level, base: { component: 'injector' } });
+    const logger = createLogger({ level, base: { component: 'injector' }, destination: stdoutSink() });
     const injector = await startInjector({ env, logger }).catch((err: Error) => fail(err.message, 2));
     onSignals(() => injector.close(), (signal) => logger.info({ signal }, 'already shutting down; signal ignored'));
     break;
@@ -64,8 +71,8 @@ switch (command) {
     // No policy pattern can run without the native RE2 binding: one line, exit 2.
     const native = nativeProblem();
     if (native) fail(native, 2);
-    const logger = createLogger({ level: config.logLevel });
-    // A bug that escapes every handler still leaves one JSON line (pino flushes on exit).
+    const logger = createLogger({ level: config.logLevel, destination: stdoutSink() });
+    // A bug that escapes every handler still leaves one JSON line (the sink flushes at exit).
     process.on('uncaughtException', (err) => {
       logger.fatal({ err: { message: err.message, stack: err.stack } }, 'uncaught exception; exiting');
       process.exit(1);
