@@ -53,7 +53,9 @@ export function createLlmHandler(deps: {
   responseRemote?: () => RemoteEvaluator | undefined;
   logger?: Logger;
 }) {
-  const { config, chain, dispatcher, metrics, budget } = deps;
+  const { config, chain, dispatcher, metrics, budget, logger } = deps;
+  // Remote response decisions are logged: without a logger they would be skipped without a word.
+  if (deps.responseRemote && !logger) throw new TypeError('createLlmHandler: responseRemote needs a logger');
   const genAi = genAiMetricsFor(metrics.registry);
 
   return async function handleLlm(c: Context<ProxyEnv>): Promise<Response> {
@@ -161,9 +163,9 @@ export function createLlmHandler(deps: {
     const relayed = governed
       ? await relayGoverned(c, hop, response, {
         provider, style, rules: responseRules, metrics, share, tap,
-        remote: evaluator && deps.logger
+        remote: evaluator && logger
           ? createResponseRemote({
-            evaluator, failMode: config.failMode, metrics, logger: deps.logger,
+            evaluator, failMode: config.failMode, metrics, logger,
             toolName: llmToolName(provider, rest), toolInput: result.body, reserve: (bytes) => share.take(bytes),
           })
           : undefined,

@@ -43,3 +43,13 @@ test('routing and refusals before any body is read', async () => {
   assert.equal(((await traversal.json()) as { error: { code: string } }).error.code, 'path_traversal');
   assert.equal(await (await proxy.request('/mcp/x')).text(), 'mcp');
 });
+
+test('an LLM handler asked to evaluate answers remotely without a logger is refused when built, not silently skipped', () => {
+  const config = loadConfig({});
+  const metrics = createMetrics({ defaultMetrics: false });
+  const logger = createLogger({ level: 'silent', destination: new LogCapture() });
+  const chain = createPolicyChain({ local: () => undefined, remote: () => undefined, inspector: createInspector({ workers: 1, offloadBytes: 65536, budgetMs: 1000, maxQueue: 1 }), failMode: 'closed', metrics, logger });
+  const deps = { config, chain, dispatcher: createDispatcher({ connectTimeoutMs: 1000, headersTimeoutMs: 1000 }), metrics, budget: createBodyBudget({ bytes: 1 << 30, smallBytes: 65536 }), responseRemote: () => undefined };
+  assert.throws(() => createLlmHandler(deps), /responseRemote needs a logger/);
+  assert.equal(typeof createLlmHandler({ ...deps, logger }), 'function');
+});
