@@ -11,6 +11,9 @@
 //   to the gateway per request (ceiling-proxy.ts with CEILING_GATEWAY). A
 //   second floor signs with jose (WebCrypto) instead of node:crypto, for
 //   reference.
+// A third sidecar runs with the default features off (usage metering off, no
+// debug listener, warn logs): not a target, but the same run's account of
+// what those features cost (`bare/minimal` against `local/minimal`).
 // Cases: JSON at c1 (wrk, one connection; p50 latency, added over the fake
 // upstream reached directly), JSON at c16 and SSE (20 chunks) at c16. Each
 // round measures every target once per case, in an order that rotates from
@@ -55,6 +58,7 @@ const minimal = await startProxy({});
 const floor = await startProxy(floorEnv);
 const floorJose = await startProxy({ ...floorEnv, CEILING_SIGNER: 'jose' });
 const local = await bench.startSidecar(bench.localEnv);
+const bare = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'off', FIRSTOPS_DEBUG_PORT: 'off', FIRSTOPS_LOG_LEVEL: 'warn' });
 const remote = await bench.startSidecar({ ...bench.localEnv, ...bench.remoteEnv });
 
 interface Target {
@@ -73,11 +77,12 @@ const direct: Target = { name: 'direct', label: 'fake upstream, direct', base: b
 const targets: Target[] = [
   { name: 'minimal', label: 'minimal proxy (buffer, forward, relay)', base: at(minimal.port), pid: minimal.pid, remote: false },
   { name: 'local', label: 'sidecar, defaults, allow-all local policy', base: at(local.port), pid: local.pid, remote: false },
+  { name: 'bare', label: 'sidecar, allow-all local policy, features off (no usage metering, no debug listener, warn logs)', base: at(bare.port), pid: bare.pid, remote: false },
   { name: 'floor', label: 'two-exchange floor (minimal + ES256 node:crypto + POST to gateway)', base: at(floor.port), pid: floor.pid, remote: true },
   { name: 'remote', label: 'sidecar, defaults, allow-all + identity (every request evaluated remotely)', base: at(remote.port), pid: remote.pid, remote: true, adminPort: remote.adminPort },
   { name: 'floor_jose', label: 'two-exchange floor, signed with jose (WebCrypto)', base: at(floorJose.port), pid: floorJose.pid, remote: true },
 ];
-const PAIRS = [['local', 'minimal'], ['remote', 'floor'], ['remote', 'floor_jose']] as const;
+const PAIRS = [['local', 'minimal'], ['bare', 'minimal'], ['remote', 'floor'], ['remote', 'floor_jose']] as const;
 
 const CHAT = {
   model: 'gpt-4o-mini',
@@ -196,7 +201,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const loadAfter = loadavg();
 
-await Promise.all([local, remote].map((s) => stop(s.child)));
+await Promise.all([local, bare, remote].map((s) => stop(s.child)));
 await Promise.all([minimal, floor, floorJose].map((p) => p.stop()));
 await bench.close();
 

@@ -163,8 +163,11 @@ export interface Bench {
   readonly localEnv: Record<string, string>;
   /** Identity loaded, no local policy: every LLM request is evaluated by the fake gateway. */
   readonly remoteEnv: Record<string, string>;
-  /** `node dist/main.js` on the proxy core, stdout (the request log) to /dev/null; resolves once /readyz answers 200. */
-  startSidecar(env: Record<string, string>, nodeFlags?: string[], main?: string): Promise<SidecarProcess>;
+  /**
+   * `node dist/main.js` on the proxy core, stdout (the request log) to /dev/null, or to a pipe
+   * the caller reads (`stdout: 'pipe'`, as in a container); resolves once /readyz answers 200.
+   */
+  startSidecar(env: Record<string, string>, nodeFlags?: string[], main?: string, stdout?: 'pipe' | 'ignore'): Promise<SidecarProcess>;
   /** What the fake gateway has answered so far. */
   gatewayCounts(): Promise<GatewayCounts>;
   close(): Promise<void>;
@@ -196,7 +199,7 @@ export async function setUp(): Promise<Bench> {
     scratch,
     localEnv: { FIRSTOPS_POLICY_FILE: policyFile, FIRSTOPS_IDENTITY_DIR: noIdentity },
     remoteEnv: { FIRSTOPS_IDENTITY_DIR: identity.dir },
-    async startSidecar(env, nodeFlags = [], main = SIDECAR_MAIN) {
+    async startSidecar(env, nodeFlags = [], main = SIDECAR_MAIN, stdout = 'ignore') {
       const [port, adminPort] = [await freePort(), await freePort()];
       const started = performance.now();
       const child = start(PROXY_CORE, [...nodeFlags, main], {
@@ -209,7 +212,7 @@ export async function setUp(): Promise<Bench> {
         FIRSTOPS_GATEWAY_URL: gatewayUrl,
         FIRSTOPS_LOG_LEVEL: 'info',
         ...env,
-      }, 'ignore');
+      }, stdout);
       for (;;) {
         if (child.exitCode !== null) throw new Error(`sidecar exited with ${child.exitCode} before it was ready`);
         if (await readyz(adminPort)) return { child, pid: child.pid!, port, adminPort, readyMs: performance.now() - started };
