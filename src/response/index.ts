@@ -6,7 +6,8 @@
  * - compileResponseRules(section)          the `responses` section → ResponseRules (throws PolicyFileError)
  * - createResponseGateTransform(options)   an SSE response body through the gate (a Node Transform)
  * - createResponseGate(options, sink)      the same as a push API (write/end/destroy)
- * - governJsonResponse(provider, body, rules) and responseDenial(...) for JSON bodies
+ * - governJsonResponse(provider, body, rules, reserve) and responseDenial(...) for JSON bodies;
+ *   checkJsonBody and parseCostBytes: what a parse of one costs the request's memory share
  * - viewOfJsonBody / createStreamViewer    the provider-neutral view (debug dry run, remote events)
  */
 export { compileResponseRules, type ResponseRuleDoc, type ResponseRules } from '../policy/response-rules.ts';
@@ -15,7 +16,7 @@ export {
   type GateSink, type GateSummary, type HeldReport, type RemoteCallHook, type ResponseGate, type ResponseGateOptions,
 } from './gate.ts';
 export { createResponseGateTransform } from './transform.ts';
-export { governJsonResponse, isJsonBody, responseDenial, viewOfJsonBody, MAX_GOVERNED_RESPONSE_BYTES, type JsonResponseVerdict } from './json.ts';
+export { checkJsonBody, governJsonResponse, parseCostBytes, responseDenial, viewOfJsonBody, MAX_GOVERNED_RESPONSE_BYTES, type JsonResponseVerdict, type Reserve } from './json.ts';
 export { createStreamViewer } from './view.ts';
 export { responseFamilyOf } from './decoders.ts';
 export { streamErrorEvent, type GateFailure } from './stream-error.ts';

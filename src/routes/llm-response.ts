@@ -12,7 +12,7 @@ import type { BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
 import { denialBody, type ErrorStyle } from '../http/providers.ts';
 import type { BodyObserver } from '../http/relay.ts';
-import { createResponseGateTransform, governJsonResponse, isJsonBody, type GateSummary, type HeldReport, type ResponseRules, MAX_GOVERNED_RESPONSE_BYTES } from '../response/index.ts';
+import { checkJsonBody, createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules, MAX_GOVERNED_RESPONSE_BYTES } from '../response/index.ts';
 import type { Hop } from './hop.ts';
 import type { ResponseRemote } from '../response/remote.ts';
 import { RESPONSE_ALREADY_SENT, replyError, replySidecarError } from './respond.ts';
@@ -231,8 +231,11 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
   if (decoded === 'unsupported') return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
   if (decoded !== raw && !g.share.take(decoded.length)) return replySidecarError(c, new SidecarError('body_budget_exhausted'), g.style);
 
-  // With no local rules the body is not read by them: the gateway still needs it to be JSON.
-  const verdict = !local && g.remote && !isJsonBody(decoded) ? { action: 'error' as const, code: 'response_unreadable' as const } : governJsonResponse(g.provider, decoded, g.rules);
+  // With no local rules the body is not read by them: the gateway still needs
+  // it to be JSON. Either parse, and a rewrite, is charged to the request's share first.
+  const reserve = (bytes: number): boolean => g.share.take(bytes);
+  const checked = !local && g.remote ? checkJsonBody(decoded, reserve) : 'json';
+  const verdict = checked !== 'json' ? { action: 'error' as const, code: checked } : governJsonResponse(g.provider, decoded, g.rules, reserve);
   if (verdict.action === 'error') {
     // A body that is not JSON and not declared as JSON (audio, an image, text) holds no tool call any client reads.
     const type = headerValue(response.headers['content-type']);
