@@ -121,7 +121,7 @@ export function relayResponse(
  * first (it failed, or the client went away) destroys the body, so the
  * upstream request is aborted.
  */
-function throughTransform(body: Readable, transform: Transform): Transform {
+export function throughTransform(body: Readable, transform: Transform): Transform {
   // Kept for the body's whole life: undici's body emits an error when it is destroyed before its end.
   body.on('error', (err: Error) => transform.destroy(err));
   transform.once('close', () => {

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { ServerResponse } from 'node:http';
-import { pipeline, type Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
@@ -11,7 +11,7 @@ import { isEventStream, isJsonContentType, relayResponseHeaders } from '../http/
 import type { BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
 import { denialBody, type ErrorStyle } from '../http/providers.ts';
-import type { BodyObserver } from '../http/relay.ts';
+import { throughTransform, type BodyObserver } from '../http/relay.ts';
 import { checkJsonBody, createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules, MAX_GOVERNED_RESPONSE_BYTES } from '../response/index.ts';
 import type { Hop } from './hop.ts';
 import type { ResponseRemote } from '../response/remote.ts';
@@ -166,7 +166,8 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
         return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
       }
       const { 'content-encoding': _coding, 'content-length': _length, ...headers } = response.headers;
-      stream = { ...response, headers, body: pipeline(response.body, decoder, () => undefined) as unknown as Dispatcher.ResponseData['body'] };
+      // Wired by hand (throughTransform), not stream.pipeline: no AbortController and DOMException per response.
+      stream = { ...response, headers, body: throughTransform(response.body, decoder) as unknown as Dispatcher.ResponseData['body'] };
     }
     const onHeld = (report: HeldReport): void => g.metrics.responseHold.observe({ kind: report.kind, outcome: report.action }, report.ms / 1000);
     const onEnd = (summary: GateSummary): void => {

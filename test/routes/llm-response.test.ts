@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createBrotliCompress, createGzip, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { startUpstream, chatCompletion, sendJson, type FakeUpstream, streamEvents } from '../helpers/upstream.ts';
-import { rawPost } from '../helpers/raw.ts';
+import { rawPost, rawRequest } from '../helpers/raw.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
 import { chatCompletionBody, chatToolStream, KEY, SAFE, SHELL_LS, WITH_KEY, type ToolSpec } from '../response/streams.ts';
 
@@ -210,6 +210,46 @@ test('stream: a gzip or br event stream is decoded as it arrives and governed; r
   const refused = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify({ ...ASK, stream: true }) });
   assert.equal(refused.status, 502);
   assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'response_encoding_unsupported');
+});
+
+test('stream: a compressed event stream that turns corrupt ends the answer, and one the client leaves is cancelled upstream', async () => {
+  const first = chatToolStream('Checking the weather.', [SAFE])[0]!;
+  upstream.handle(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+    const z = createGzip();
+    z.on('data', (chunk: Buffer) => res.write(chunk));
+    await new Promise<void>((resolve) => { z.write(first); z.flush(() => resolve()); });
+    // Bytes that are no gzip continuation: the sidecar's decoder fails mid-stream.
+    res.end(Buffer.from('\u0000 not deflate data at all \u00ff'.repeat(8), 'latin1'));
+  });
+  const port = Number(new URL(sidecar.url).port);
+  const body = JSON.stringify({ ...ASK, stream: true });
+  const broken = await rawRequest(port, `POST /llm/openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  assert.equal(broken.status, 200);
+  assert.ok(broken.body.startsWith(first), 'what decoded before the damage was relayed');
+  assert.ok(!broken.raw.endsWith('\r\n0\r\n\r\n'), 'the answer is cut, not ended as if complete');
+
+  let cancelled!: () => void;
+  const upstreamClosed = new Promise<void>((resolve) => { cancelled = resolve; });
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+    const z = createGzip();
+    z.pipe(res);
+    z.write(first);
+    z.flush();
+    res.once('close', cancelled);
+  });
+  const controller = new AbortController();
+  const answer = await fetch(`${sidecar.url}/llm/openai/v1/chat/completions`, { method: 'POST', signal: controller.signal, headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify({ ...ASK, stream: true }) });
+  const reader = answer.body!.getReader();
+  assert.match(new TextDecoder().decode((await reader.read()).value), /data: /);
+  controller.abort();
+  await upstreamClosed;
+
+  // The sidecar goes on serving.
+  const allowed = chatToolStream('Checking the weather.', [SAFE]);
+  streamEvents(upstream, allowed);
+  assert.equal(await rawAnswer(), allowed.join(''));
 });
 
 test('metrics: response decisions by phase, and the time each streamed call was held', async () => {
