@@ -6,6 +6,7 @@ import { ERROR_TABLE, type ErrorCode } from '../errors.ts';
 import { scalarChild, type Logger } from '../log.ts';
 import { methodLabel, type Metrics } from '../metrics.ts';
 import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestLine, type RequestRecord } from './context.ts';
+import { InFlight, type InFlightEntry } from './in-flight.ts';
 
 const MAX_LOGGED_PATH = 256;
 const MAX_LOGGED_REASON = 256;
@@ -91,7 +92,7 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void 
 export interface ProxyServer {
   readonly server: Server;
   /** Responses not yet closed: what a drain waits for. */
-  readonly active: ReadonlySet<ServerResponse>;
+  readonly active: { readonly size: number } & Iterable<ServerResponse>;
   /** From now on every response says `connection: close`; those not yet started too. */
   startDraining(): void;
 }
@@ -114,7 +115,7 @@ export function createProxyServer(options: {
   const { app, metrics, logger, onLine } = options;
   const requestLog = scalarChild(logger, { component: 'request' });
   let draining = false;
-  const active = new Set<ServerResponse>();
+  const active = new InFlight<ServerResponse>();
   const records = new WeakMap<IncomingMessage, RequestRecord>();
   const honoListener = getRequestListener(
     (request, env) => {
@@ -140,8 +141,8 @@ export function createProxyServer(options: {
     },
   );
 
-  const finish = (req: IncomingMessage, res: ServerResponse, record: RequestRecord, started: number, closedAt: number): void => {
-    active.delete(res);
+  const finish = (req: IncomingMessage, res: ServerResponse, entry: InFlightEntry<ServerResponse>, record: RequestRecord, started: number, closedAt: number): void => {
+    active.remove(entry);
     const seconds = (closedAt - started) / 1000;
     // 499 (nginx's convention) whenever the client left first, even mid-stream.
     const status = record.code === 'client_aborted' || !res.headersSent ? 499 : res.statusCode;
@@ -179,7 +180,7 @@ export function createProxyServer(options: {
     (req, res) => {
       const started = performance.now();
       const record = newRecord(routeOf(req.url));
-      active.add(res);
+      const entry = active.add(res);
       metrics.lean.inflight.at(record.route).inc();
       if (draining) res.setHeader('connection', 'close');
       records.set(req, record);
@@ -190,7 +191,7 @@ export function createProxyServer(options: {
       let pending = 2;
       let closedAt = 0;
       const step = (): void => {
-        if (--pending === 0) finish(req, res, record, started, closedAt);
+        if (--pending === 0) finish(req, res, entry, record, started, closedAt);
       };
       res.once('close', () => {
         closedAt = performance.now();
