@@ -2,6 +2,7 @@
 // (after `npm run build`): what a setting, a V8 flag or another build costs
 // per request. Each round starts every variant as a fresh sidecar (local
 // allow-all policy, the defaults otherwise), in an order that alternates,
+// (BENCH_REMOTE=1: with an identity, every request evaluated by the fake gateway),
 // warms it for 1 s and drives it with wrk at c16 (BENCH_CONNECTIONS; JSON, or SSE with
 // BENCH_SSE=1) for BENCH_SECONDS (default 3), its stdout a pipe this process
 // reads, as in a container. Per variant and round: CPU per request (utime +
@@ -41,7 +42,7 @@ for (let round = 0; round < ROUNDS; round++) {
   if (round % 2 === 1) names.reverse();
   for (const name of names) {
     const v = variants[name]!;
-    const sidecar = await bench.startSidecar({ ...bench.localEnv, ...v.env }, ['--trace-gc-nvp', ...(v.flags ?? [])], v.main, 'pipe');
+    const sidecar = await bench.startSidecar({ ...bench.localEnv, ...(process.env.BENCH_REMOTE ? bench.remoteEnv : {}), ...v.env }, ['--trace-gc-nvp', ...(v.flags ?? [])], v.main, 'pipe');
     let measuring = false;
     const kept: number[] = [];
     let pausedMs = 0;
