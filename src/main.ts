@@ -71,14 +71,15 @@ switch (command) {
     // No policy pattern can run without the native RE2 binding: one line, exit 2.
     const native = nativeProblem();
     if (native) fail(native, 2);
-    const logger = createLogger({ level: config.logLevel, destination: stdoutSink() });
+    const sink = stdoutSink();
+    const logger = createLogger({ level: config.logLevel, destination: sink });
     // A bug that escapes every handler still leaves one JSON line (the sink flushes at exit).
     process.on('uncaughtException', (err) => {
       logger.fatal({ err: { message: err.message, stack: err.stack } }, 'uncaught exception; exiting');
       process.exit(1);
     });
     try {
-      const sidecar = await startSidecar({ config, logger });
+      const sidecar = await startSidecar({ config, logger, logSink: sink });
       onSignals(async () => {
         await sidecar.drain();
         logger.flush();

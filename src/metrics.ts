@@ -46,6 +46,8 @@ export interface Metrics {
   /** The in-flight body memory budget (src/memory/budget.ts): its size and what is in use. */
   readonly budgetBytes: Gauge<'state'>;
   readonly budgetRefusals: Counter<'route'>;
+  /** Log lines stdout did not take in time (src/log.ts LineSink), read from the sink at scrape time. */
+  readonly logLinesDropped: Counter;
   /** The series the proxy's hot path writes once or twice per request, by label values (see CounterSeries). */
   readonly lean: {
     readonly requests: SeriesTable<CounterSeries>;
@@ -165,7 +167,7 @@ export class HistogramSeries {
  * collect it already had: for a gauge that is cheaper to read at a scrape
  * than to set at every change.
  */
-export function onCollect(metric: Gauge<string>, read: () => void): void {
+export function onCollect(metric: Gauge<string> | Counter<string>, read: () => void): void {
   const target = metric as unknown as { collect?: () => unknown };
   const before = target.collect;
   target.collect = before
@@ -340,6 +342,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'firstops_memory_budget_refusals_total',
       help: 'Requests refused with 503 body_budget_exhausted because their body did not fit the memory budget.',
       labelNames: ['route'],
+      registers,
+    }),
+    logLinesDropped: new Counter({
+      name: 'firstops_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout did not take them (8 MiB of lines were already waiting, or stdout failed).',
       registers,
     }),
   };

@@ -177,14 +177,31 @@ async function drainAll(config: Config, logger: Logger, metrics: Metrics, parts:
   logger.info('drained; bye');
 }
 
+/** firstops_log_lines_dropped_total follows the sink's count, read at each scrape. */
+function countDroppedLines(metrics: Metrics, sink: { readonly dropped: number }): void {
+  let counted = 0;
+  onCollect(metrics.logLinesDropped, () => {
+    const now = sink.dropped;
+    if (now > counted) metrics.logLinesDropped.inc(now - counted);
+    counted = now;
+  });
+}
+
 /**
  * Starts the sidecar: egress, identity, governance, then the listeners
  * (admin first, so probes answer while the proxy comes up). Throws, with
  * nothing left running, on a bad identity, policy file or port.
  */
-export async function startSidecar(options: { config: Config; logger: Logger; metrics?: Metrics }): Promise<Sidecar> {
-  const { config, logger } = options;
+export async function startSidecar(options: {
+  config: Config;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Where the logger's lines go (main.ts's LineSink): its dropped lines are counted in /metrics. */
+  logSink?: { readonly dropped: number };
+}): Promise<Sidecar> {
+  const { config, logger, logSink } = options;
   const metrics = options.metrics ?? createMetrics();
+  if (logSink) countDroppedLines(metrics, logSink);
   const opened = new Openings();
   let draining = false;
   let proxyListening = false;
