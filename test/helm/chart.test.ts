@@ -517,7 +517,7 @@ for (const label of Object.keys(HELM_PACKAGES) as HelmLabel[]) {
       writeFileSync(file, JSON.stringify({ groups: rule.spec.groups }));
       const check = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
       assert.equal(check.status, 0, check.stdout + check.stderr);
-      assert.match(check.stdout, /SUCCESS: 6 rules found/);
+      assert.match(check.stdout, /SUCCESS: 7 rules found/);
     });
 
     it('cert-manager with an existing ClusterIssuer creates no Issuer', async () => {

@@ -152,7 +152,7 @@ test('the alert rules load into Prometheus and evaluate without error', async ()
     return all.length > 0 && all.every((r) => !r.lastEvaluation.startsWith('0001-')) ? all : undefined;
   });
   assert.deepEqual(rules.map((r) => r.name).sort(), [
-    'FirstOpsIdentityReloadFailing', 'FirstOpsPolicyFailingClosed', 'FirstOpsPolicyFailingOpen',
+    'FirstOpsIdentityReloadFailing', 'FirstOpsLogLinesDropped', 'FirstOpsPolicyFailingClosed', 'FirstOpsPolicyFailingOpen',
     'FirstOpsPolicyUnavailable', 'FirstOpsSidecarNotReady', 'FirstOpsUpstreamErrorRatio',
   ]);
   for (const r of rules) assert.equal(r.health, 'ok', `${r.name}: ${r.lastError}`);
@@ -161,7 +161,7 @@ test('the alert rules load into Prometheus and evaluate without error', async ()
 test('promtool: the rules check clean and their unit tests pass', () => {
   const check = spawnSync('promtool', ['check', 'rules', RULES], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stdout + check.stderr);
-  assert.deepEqual(`${check.stdout}${check.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean), [`Checking ${RULES}`, 'SUCCESS: 6 rules found']);
+  assert.deepEqual(`${check.stdout}${check.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean), [`Checking ${RULES}`, 'SUCCESS: 7 rules found']);
   const unit = spawnSync('promtool', ['test', 'rules', RULES_TEST], { encoding: 'utf8' });
   assert.equal(unit.status, 0, unit.stdout + unit.stderr);
   assert.match(unit.stdout + unit.stderr, /SUCCESS/);
