@@ -1,5 +1,5 @@
 import {
-  asArray, createCallTable, createTextCollector, int, isObject, LATE, NO_EFFECT, rewriteFragment, setName, setWhole, str,
+  asArray, assembleDecoder, createCallTable, createTextCollector, int, isObject, LATE, NO_EFFECT, rewriteFragment, setName, setWhole, str,
   type Assembly, type DecoderOptions, type EventEffect, type Obj, type StreamDecoder, type UnitKind,
 } from './decoder.ts';
 
@@ -136,18 +136,5 @@ export function createAnthropicDecoder(options: DecoderOptions): StreamDecoder {
     }
   }
 
-  return {
-    markers: ['tool_use', 'input_json'],
-    read,
-    done: () => NO_EFFECT,
-    open: calls.open,
-    call: calls.call,
-    variants: calls.variants,
-    calls: calls.all,
-    kindOf: calls.kindOf,
-    textVariants: calls.textVariants,
-    modify: calls.modify,
-    rewrite,
-    text: text.parts,
-  };
+  return assembleDecoder(calls, text, { markers: ['tool_use', 'input_json'], read, rewrite });
 }

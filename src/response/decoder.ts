@@ -101,6 +101,32 @@ export interface StreamDecoder {
 }
 
 /** What a unit the gate holds is: a tool call, or (when text is governed) a text part. */
+/**
+ * A StreamDecoder from a provider's own parts (its markers, how it reads and
+ * rewrites an event, what `[DONE]` means) and the call table and text
+ * collector every provider shares, which answer the rest.
+ */
+export function assembleDecoder(
+  calls: CallTable,
+  text: TextCollector,
+  own: Pick<StreamDecoder, 'markers' | 'read' | 'rewrite'> & Partial<Pick<StreamDecoder, 'done'>>,
+): StreamDecoder {
+  return {
+    markers: own.markers,
+    read: own.read,
+    done: own.done ?? (() => NO_EFFECT),
+    open: calls.open,
+    call: calls.call,
+    variants: calls.variants,
+    calls: calls.all,
+    kindOf: calls.kindOf,
+    textVariants: calls.textVariants,
+    modify: calls.modify,
+    rewrite: own.rewrite,
+    text: text.parts,
+  };
+}
+
 export type UnitKind = 'tool_call' | 'text';
 
 /** A tool call (or a governed text part: its text as the arguments, no name) being assembled from its events. */

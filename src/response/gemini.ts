@@ -1,5 +1,5 @@
 import {
-  asArray, createCallTable, createTextCollector, int, isObject, NO_EFFECT, rewriteFragment, setName, setWhole, str, textFragment,
+  asArray, assembleDecoder, createCallTable, createTextCollector, int, isObject, NO_EFFECT, rewriteFragment, setName, setWhole, str, textFragment,
   type DecoderOptions, type EventEffect, type Obj, type StreamDecoder,
 } from './decoder.ts';
 
@@ -90,20 +90,7 @@ export function createGeminiDecoder(options: DecoderOptions): StreamDecoder {
     }
   }
 
-  return {
-    markers: ['functionCall'],
-    read,
-    done: () => NO_EFFECT,
-    open: calls.open,
-    call: calls.call,
-    variants: calls.variants,
-    calls: calls.all,
-    kindOf: calls.kindOf,
-    textVariants: calls.textVariants,
-    modify: calls.modify,
-    rewrite,
-    text: text.parts,
-  };
+  return assembleDecoder(calls, text, { markers: ['functionCall'], read, rewrite });
 }
 
 export { partsOf as geminiParts };

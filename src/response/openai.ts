@@ -1,4 +1,4 @@
-import { createCallTable, createTextCollector, isObject, NO_EFFECT, type DecoderOptions, type StreamDecoder } from './decoder.ts';
+import { assembleDecoder, createCallTable, createTextCollector, isObject, NO_EFFECT, type DecoderOptions, type StreamDecoder } from './decoder.ts';
 import { createChatReader, isChatChunk } from './openai-chat.ts';
 import { createResponsesReader, isResponsesEvent } from './openai-responses.ts';
 
@@ -13,7 +13,7 @@ export function createOpenAiDecoder(options: DecoderOptions): StreamDecoder {
   const text = createTextCollector();
   const chat = createChatReader(calls, text, options.governText);
   const responses = createResponsesReader(calls, text, options.governText);
-  return {
+  return assembleDecoder(calls, text, {
     // `_call` also finds `tool_calls`, `function_call` and every Responses call item and its argument events.
     markers: ['_call'],
     read(doc) {
@@ -23,18 +23,10 @@ export function createOpenAiDecoder(options: DecoderOptions): StreamDecoder {
       return NO_EFFECT;
     },
     done: chat.done,
-    open: calls.open,
-    call: calls.call,
-    variants: calls.variants,
-    calls: calls.all,
-    kindOf: calls.kindOf,
-    textVariants: calls.textVariants,
-    modify: calls.modify,
     rewrite(doc, units) {
       if (!isObject(doc)) return;
       if (isResponsesEvent(doc)) responses.rewrite(doc, units);
       else if (isChatChunk(doc)) chat.rewrite(doc, units);
     },
-    text: text.parts,
-  };
+  });
 }
