@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { join } from 'node:path';
-import { LOAD_CORE, PROXY_CORE, ROOT, firstLine, freePort, setUp, start, stop, watchdog } from './procs.ts';
+import { CEILING_CHAT, LOAD_CORE, PROXY_CORE, ROOT, firstLine, freePort, setUp, start, stop, watchdog } from './procs.ts';
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
@@ -115,14 +115,7 @@ const CASES: Record<string, { connections: number; stream: boolean }> = {
 const c = CASES[caseName];
 if (!c) throw new Error(`unknown case ${caseName}`);
 const bench = await setUp();
-const CHAT = {
-  model: 'gpt-4o-mini',
-  temperature: 0.2,
-  messages: [
-    { role: 'system', content: 'You are a helpful assistant that answers briefly and precisely. '.repeat(4).trim() },
-    { role: 'user', content: 'Summarise the following text in one sentence: '.concat('Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(16).trim()) },
-  ],
-};
+const CHAT = CEILING_CHAT;
 const body = JSON.stringify(c.stream ? { ...CHAT, stream: true, stream_options: { include_usage: true } } : CHAT);
 const script = join(bench.scratch, 'profile.lua');
 writeFileSync(script, `wrk.method = "POST"\nwrk.body = [==[${body}]==]\nwrk.headers[ "content-type" ] = "application/json"\nwrk.headers[ "authorization" ] = "Bearer sk-bench-0123456789abcdef"\n`);

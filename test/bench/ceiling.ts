@@ -28,10 +28,10 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadTool, median } from './load.ts';
-import { LOAD_CORE, PROXY_CORE, ROOT, SIDECAR_MAIN, cpuSeconds, firstLine, freePort, settled, setUp, start, stop, watchdog } from './procs.ts';
+import { CEILING_CHAT, LOAD_CORE, PROXY_CORE, ROOT, cpuSeconds, firstLine, freePort, settled, setUp, start, stop, watchdog, writeResult } from './procs.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -84,14 +84,7 @@ const targets: Target[] = [
 ];
 const PAIRS = [['local', 'minimal'], ['bare', 'minimal'], ['remote', 'floor'], ['remote', 'floor_jose']] as const;
 
-const CHAT = {
-  model: 'gpt-4o-mini',
-  temperature: 0.2,
-  messages: [
-    { role: 'system', content: 'You are a helpful assistant that answers briefly and precisely. '.repeat(4).trim() },
-    { role: 'user', content: 'Summarise the following text in one sentence: '.concat('Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(16).trim()) },
-  ],
-};
+const CHAT = CEILING_CHAT;
 const HEADERS: Record<string, string> = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' };
 interface Case { readonly name: string; readonly connections: number; readonly body: string; readonly query: string }
 const CASES: Case[] = [
@@ -232,13 +225,7 @@ const checks = Object.entries(gatewayCheck).map(([k, v]) => `${k}: ${v.served} s
 const errorText = Object.keys(errors).length ? JSON.stringify(errors) : 'none';
 process.stdout.write(`\n${lines.join('\n')}\n\ngateway check: ${checks}\nload-generator errors: ${errorText}\n`);
 
-const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const file = join(RESULTS, `ceiling-${stamp}.json`);
-writeFileSync(file, `${JSON.stringify({
-  date: new Date().toISOString(),
-  node: process.version,
-  sidecar: SIDECAR_MAIN,
-  cpus: cpus().map((c) => c.model)[0],
+const file = writeResult('ceiling', {
   loadAverage: { before: loadBefore, after: loadAfter },
   seconds: SECONDS,
   rounds: ROUNDS,
@@ -247,6 +234,6 @@ writeFileSync(file, `${JSON.stringify({
   ratios,
   gatewayCheck,
   errors,
-}, null, 2)}\n`);
+});
 process.stdout.write(`wrote ${file}\n`);
 process.exit(Object.keys(errors).length ? 1 : 0);

@@ -5,7 +5,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { request } from 'undici';
@@ -225,4 +225,34 @@ export async function setUp(): Promise<Bench> {
     },
     close: () => stop(fakes),
   };
+}
+
+/** The 1.2 KB chat request bench:ceiling and its profile send. */
+export const CEILING_CHAT = {
+  model: 'gpt-4o-mini',
+  temperature: 0.2,
+  messages: [
+    { role: 'system', content: 'You are a helpful assistant that answers briefly and precisely. '.repeat(4).trim() },
+    { role: 'user', content: 'Summarise the following text in one sentence: '.concat('Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(16).trim()) },
+  ],
+};
+
+/**
+ * Writes a bench's figures to test/bench/results/<kind>-<timestamp>.json
+ * (gitignored), with what every result file records (date, Node, the build
+ * measured, the CPU model), and returns the file's path.
+ */
+export function writeResult(kind: string, fields: Record<string, unknown>): string {
+  const dir = join(ROOT, 'test/bench/results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = join(dir, `${kind}-${stamp}.json`);
+  writeFileSync(file, `${JSON.stringify({
+    date: new Date().toISOString(),
+    node: process.version,
+    sidecar: SIDECAR_MAIN,
+    cpus: cpus().map((c) => c.model)[0],
+    ...fields,
+  }, null, 2)}\n`);
+  return file;
 }

@@ -42,16 +42,16 @@
 // dist/main.js). The machine is shared: only ratios within one run count.
 import { execFile } from 'node:child_process';
 import { isDeepStrictEqual } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'undici';
 import { parse } from 'yaml';
 import { chatCompletion, openAiChunk } from '../helpers/upstream.ts';
 import { loadTool, median, percentile } from './load.ts';
-import { LOAD_CORE, ROOT, SIDECAR_MAIN, cpuSeconds, firstLine, settled, setUp, start, stop, watchdog, type SidecarProcess } from './procs.ts';
+import { LOAD_CORE, ROOT, cpuSeconds, firstLine, settled, setUp, start, stop, watchdog, writeResult, type SidecarProcess } from './procs.ts';
 
 // ---- the answers (shared by the fake upstream and the checks) ----
 
@@ -158,7 +158,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const C1_SECONDS = Math.max(0.5, SECONDS / 2);
 const CONNECTIONS = 16;
-const RESULTS = join(import.meta.dirname, 'results');
 const PATH = '/llm/openai/v1/chat/completions';
 const HEADERS: Record<string, string> = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' };
 const CHAT = {
@@ -189,7 +188,6 @@ class PremiseFailed extends Error {}
 async function main(): Promise<void> {
   if (loadTool !== 'wrk') throw new Error('bench:response needs wrk (apt-get install wrk)');
   watchdog(10 * 60_000);
-  mkdirSync(RESULTS, { recursive: true });
 
   // The two policy files: the shipped one, and the same without its responses section.
   const shipped = readFileSync(join(ROOT, 'examples/policy.yaml'), 'utf8');
@@ -478,13 +476,7 @@ async function main(): Promise<void> {
     `answers not 200 / not the upstream's bytes / load-generator errors: ${JSON.stringify(checks.bad)}; answers slower than 2 s (wrk timeouts, not failures): ${JSON.stringify(checks.slow)}\n` +
     `premises: ${failures.length ? `${failures.length} FAILED` : 'all held'}\n`);
 
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const file = join(RESULTS, `response-${stamp}.json`);
-  writeFileSync(file, `${JSON.stringify({
-    date: new Date().toISOString(),
-    node: process.version,
-    sidecar: SIDECAR_MAIN,
-    cpus: cpus().map((c) => c.model)[0],
+  const file = writeResult('response', {
     loadAverage: { before: loadBefore, after: loadAfter },
     seconds: SECONDS,
     c1Seconds: C1_SECONDS,
@@ -496,7 +488,7 @@ async function main(): Promise<void> {
     figures,
     checks,
     failures,
-  }, null, 2)}\n`);
+  });
   process.stdout.write(`wrote ${file}\n`);
   if (failures.length) throw new PremiseFailed(`${failures.length} premise checks failed; the figures do not measure what they say`);
 }
