@@ -31,6 +31,7 @@ import { readAll } from '../helpers/server.ts';
 import { chatCompletion, sendJson, startUpstream, type FakeUpstream } from '../helpers/upstream.ts';
 import { calculateJwkThumbprint } from 'jose';
 import { buildSidecarImage } from './sidecar-image.ts';
+import { freePort } from './podman.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HERE = fileURLToPath(new URL('./', import.meta.url));
@@ -75,17 +76,6 @@ function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 // ---- state shared by the tests below (they run in order) -----------------

@@ -5,17 +5,15 @@
 // .ci/setup-container.sh); fails, never skips, when they are missing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { parse as parseYaml } from 'yaml';
 import { buildSidecarImage, SIDECAR_TAG } from './sidecar-image.ts';
+import { chartMemoryLimit, freePort, must, podmanUsable, quiet, run } from './podman.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The built image's ID once the build test ran (the tag can be re-pointed by a concurrent build). */
@@ -24,38 +22,6 @@ const NAME = `firstops-sidecar-test-${process.pid}`;
 const LOAD_NAME = `${NAME}-load`;
 const DRAIN_MS = 10_000;
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-
-interface Result { code: number; stdout: string; stderr: string }
-
-/** Async so the in-process fake upstream keeps answering while podman runs. */
-function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 127 ? err.message : '') });
-    });
-  });
-}
-
-async function must(cmd: string, args: string[], timeoutMs?: number): Promise<string> {
-  const r = await run(cmd, args, timeoutMs);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')} exited ${r.code}\n${(r.stderr || r.stdout).slice(-4000)}`);
-  return r.stdout;
-}
-
-/** podman 4.3 without systemd logs healthcheck-timer errors; they are noise here. */
-const quiet = (s: string) => s.split('\n').filter((l) => !l.includes('systemd')).join('\n');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,16 +63,6 @@ let containerStarted = false;
 let loadStarted = false;
 let built = false;
 const report: string[] = [];
-
-async function podmanUsable(): Promise<void> {
-  const v = await run('podman', ['--version']);
-  assert.equal(v.code, 0,
-    'podman is not installed or not runnable: the container test needs podman (+ buildah, runc, busybox-static) — ' +
-    `run .ci/setup-container.sh as root. (${v.stderr.trim()})`);
-  const info = await run('podman', ['info', '--format', '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}']);
-  assert.equal(info.code, 0, `podman is installed but cannot run here (podman info failed): ${quiet(info.stderr).slice(-2000)}`);
-  assert.equal(process.getuid?.(), 0, 'the container test runs podman as root (the identity files are chowned to 65532); run it as root');
-}
 
 before(async () => {
   await podmanUsable();
@@ -353,18 +309,6 @@ const LOAD_CONNECTIONS = 64;
 const STREAMS = 64;
 const CHUNK_INTERVAL_MS = 50;
 const STREAM_CHUNKS = 20;
-
-/** The sidecar memory limit the chart gives every injected pod, as podman's --memory value. */
-function chartMemoryLimit(): { podman: string; bytes: number } {
-  const values = parseYaml(readFileSync(join(ROOT, 'helm/firstops-sidecar/values.yaml'), 'utf8')) as {
-    sidecar: { resources: { limits: { memory: string } } };
-  };
-  const limit = values.sidecar.resources.limits.memory;
-  const m = /^(\d+)(Mi|Gi)$/.exec(limit);
-  assert.ok(m, `sidecar.resources.limits.memory ${limit}: expected <n>Mi or <n>Gi`);
-  const mib = Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
-  return { podman: `${mib}m`, bytes: mib * 1024 * 1024 };
-}
 
 test(`under the chart's memory limit: ${LOAD_SECONDS} s of c${LOAD_CONNECTIONS} JSON plus ${STREAMS} open streams, every request answered, no OOM kill`, { timeout: 180_000 }, async (t) => {
   assert.ok(built, 'image build failed (see above)');
