@@ -85,10 +85,10 @@ COPY --chown=0:0 examples/policy.yaml ./examples/policy.yaml
 
 # V8 sizing for a container: the young generation's semi-spaces stop at
 # 8 MB instead of V8's default 16 MB. Measured on the bundle (docs/performance.md,
-# "Fourth round"), 30 s of c64 JSON: 4 / 8 / 16 MB peak at 164 / 153 / 157 MB and
-# take 123 / 115 / 113 us of CPU per request; 64 streams relayed at full speed
-# peak at 170 MB with 4 and 134 MB with 8 (64 slow ones at 113 MB with either);
-# the container test under the chart's 256Mi limit peaks at 237-238 MiB with either. The old generation is left to V8, which
+# "Fourth round"): 8 MB takes 6% less CPU per request than 4 MB; under the
+# chart's 256Mi limit the container serves ~50% more c64 JSON requests a second
+# for a 6-18 MB higher peak (175-187 against 169 MB), and the large-prompt test
+# peaks at 236-238 MiB with either. The old generation is left to V8, which
 # sizes it from the container's memory limit (cgroup).
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=8
