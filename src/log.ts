@@ -208,7 +208,9 @@ export class LineSink implements DestinationStream {
       }
     }
     this.#queue.splice(from);
-    this.#pending = 0;
+    // What is still counted is the chunk in flight, if any: its callback takes it off.
+    const inFlight = this.#queue[0];
+    this.#pending = inFlight ? inFlight.bytes - inFlight.sent : 0;
   }
 
   #append(line: string): void {

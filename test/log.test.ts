@@ -179,6 +179,16 @@ test('LineSink.flushSync writes what is held, after the write already in flight'
   sink.write('{"c":3}\n');
   sink.flushSync();
   assert.equal(text(fs.written), '{"b":2}\n{"c":3}\n');
+  // The write in flight completes afterwards: the bound still counts what waits, no more, no less.
+  fs.completeAll();
+  const bounded = new LineSink({ fs, bufferBytes: 64, maxPendingBytes: 100 });
+  bounded.write(`${'d'.repeat(40)}\n`); // in flight
+  bounded.write('{"e":5}\n');
+  bounded.flushSync();
+  fs.completeAll();
+  let accepted = 0;
+  for (let i = 0; i < 50; i++) if (bounded.write('{"f":6}\n')) accepted++;
+  assert.equal(accepted, 12, 'as many 8-byte lines as fit under 100 bytes, counted from zero');
 });
 
 test('a process that exits straight after logging still writes every line (the exit flush in main.ts)', () => {
