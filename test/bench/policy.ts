@@ -86,7 +86,8 @@ async function probe(seconds: number): Promise<number[]> {
 async function localDecisions(): Promise<number> {
   const res = await request(`${admin}/metrics`);
   const text = await res.body.text();
-  return [...text.matchAll(/^firstops_policy_decisions_total\{source="local",[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  // The prompts' decisions only: the example policy's response rules judge each answer too (phase="response").
+  return [...text.matchAll(/^firstops_policy_decisions_total\{source="local",[^}]*phase="request"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 const idle = await probe(SECONDS / 2);
