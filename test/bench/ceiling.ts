@@ -24,14 +24,18 @@
 // mismatch ends the run with exit 1. Prints a table; writes
 // test/bench/results/ceiling-<timestamp>.json (gitignored).
 // Knobs: BENCH_SECONDS (per measurement, default 5), BENCH_ROUNDS (default 3),
-// BENCH_SIDECAR (another build's dist/main.js).
+// BENCH_SIDECAR (another build's dist/main.js), BENCH_IMAGE=1 (what the image
+// runs: its bundle with its NODE_ENV and NODE_OPTIONS, the floors with the same
+// NODE_OPTIONS, and the sidecars' stdout a pipe this process reads, as a
+// container runtime does; by default dist/main.js, V8's defaults, stdout to
+// /dev/null, as in the earlier rounds).
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadTool, median } from './load.ts';
-import { CEILING_CHAT, LOAD_CORE, PROXY_CORE, ROOT, cpuSeconds, firstLine, freePort, settled, setUp, start, stop, watchdog, writeResult } from './procs.ts';
+import { CEILING_CHAT, LOAD_CORE, PROXY_CORE, ROOT, buildImageBundle, cpuSeconds, firstLine, freePort, settled, setUp, start, stop, watchdog, writeResult, type SidecarProcess } from './procs.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -42,13 +46,22 @@ mkdirSync(RESULTS, { recursive: true });
 
 const bench = await setUp();
 const keyFile = join(bench.remoteEnv.FIRSTOPS_IDENTITY_DIR!, 'private-key.pem');
+const IMAGE = process.env.BENCH_IMAGE === '1' ? buildImageBundle(join(bench.scratch, 'image')) : undefined;
+const floorOptions: Record<string, string> = IMAGE?.env.NODE_OPTIONS ? { NODE_OPTIONS: IMAGE.env.NODE_OPTIONS } : {};
+
+async function startSidecar(env: Record<string, string>): Promise<SidecarProcess> {
+  if (!IMAGE) return bench.startSidecar(env);
+  const sidecar = await bench.startSidecar({ ...env, ...IMAGE.env }, [], IMAGE.main, 'pipe');
+  sidecar.child.stdout!.resume();
+  return sidecar;
+}
 
 /** ceiling-proxy.ts as plain JavaScript (no TypeScript loader in the measured process), on the proxy core. */
 async function startProxy(env: Record<string, string>): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
   const js = join(RESULTS, 'ceiling-proxy.mjs');
   writeFileSync(js, stripTypeScriptTypes(readFileSync(join(ROOT, 'test/bench/ceiling-proxy.ts'), 'utf8')));
   const port = await freePort();
-  const child = start(PROXY_CORE, [js], { CEILING_PORT: String(port), CEILING_UPSTREAM: bench.upstreamUrl, ...env }, 'pipe');
+  const child = start(PROXY_CORE, [js], { CEILING_PORT: String(port), CEILING_UPSTREAM: bench.upstreamUrl, ...floorOptions, ...env }, 'pipe');
   await firstLine(child);
   return { pid: child.pid!, port, stop: () => stop(child) };
 }
@@ -57,9 +70,9 @@ const floorEnv = { CEILING_GATEWAY: bench.gatewayUrl, CEILING_KEY: keyFile };
 const minimal = await startProxy({});
 const floor = await startProxy(floorEnv);
 const floorJose = await startProxy({ ...floorEnv, CEILING_SIGNER: 'jose' });
-const local = await bench.startSidecar(bench.localEnv);
-const bare = await bench.startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'off', FIRSTOPS_DEBUG_PORT: 'off', FIRSTOPS_LOG_LEVEL: 'warn' });
-const remote = await bench.startSidecar({ ...bench.localEnv, ...bench.remoteEnv });
+const local = await startSidecar(bench.localEnv);
+const bare = await startSidecar({ ...bench.localEnv, FIRSTOPS_USAGE_METRICS: 'off', FIRSTOPS_DEBUG_PORT: 'off', FIRSTOPS_LOG_LEVEL: 'warn' });
+const remote = await startSidecar({ ...bench.localEnv, ...bench.remoteEnv });
 
 interface Target {
   readonly name: string;
@@ -226,6 +239,7 @@ const errorText = Object.keys(errors).length ? JSON.stringify(errors) : 'none';
 process.stdout.write(`\n${lines.join('\n')}\n\ngateway check: ${checks}\nload-generator errors: ${errorText}\n`);
 
 const file = writeResult('ceiling', {
+  image: IMAGE ? { main: IMAGE.main, env: IMAGE.env } : false,
   loadAverage: { before: loadBefore, after: loadAfter },
   seconds: SECONDS,
   rounds: ROUNDS,
