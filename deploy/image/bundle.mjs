@@ -49,9 +49,13 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node24',
-  // Function and class names stay as written, so stack traces and pino's
-  // error serialisation remain readable.
-  keepNames: true,
+  // No keepNames: it wraps every function and class, closures made per
+  // request included, in a defineProperty of its name, which cost ~40 us of
+  // CPU per request (152 against 112 us, docs/performance.md, "Fourth
+  // round"). Identifiers are not minified, so stack traces keep the names
+  // as written (a name two modules share gets a numeric suffix), and the
+  // sidecar's errors set their `name` themselves.
+  keepNames: false,
   minifySyntax: true,
   legalComments: 'none', // collected into THIRD_PARTY_NOTICES.txt instead
   metafile: true,
