@@ -261,7 +261,7 @@ export class LineSink implements DestinationStream {
     }
     const chunk = this.#queue[0];
     if (!chunk) {
-      for (const done of this.#flushed.splice(0)) done();
+      this.#settleFlushes();
       return;
     }
     this.#writing = true;
@@ -285,7 +285,7 @@ export class LineSink implements DestinationStream {
       this.#broken = true;
       this.#queue.length = 0;
       this.#pending = 0;
-      for (const done of this.#flushed.splice(0)) done(err);
+      this.#settleFlushes(err);
       return;
     }
     chunk.sent += written;
@@ -294,13 +294,18 @@ export class LineSink implements DestinationStream {
       this.#queue.shift();
       if (chunk.buffer.length === this.#size && this.#spare.length < 2) this.#spare.push(chunk.buffer);
     }
-    if (this.#queue.length === 0 && this.#current.bytes * 2 >= this.#size) this.#seal();
+    // (The current buffer is never half full here: write() seals it when it gets there.)
     if (this.#queue.length > 0 || this.#dropped > 0) this.#next();
     else {
-      for (const done of this.#flushed.splice(0)) done();
+      this.#settleFlushes();
       if (this.#current.bytes > 0 && !this.#timer) this.#arm();
     }
   };
+
+  /** Runs the callbacks of flush() calls waiting for the queue to empty. */
+  #settleFlushes(err?: Error): void {
+    for (const done of this.#flushed.splice(0)) done(err);
+  }
 
   /** One line, in the log's own shape, saying how many lines were dropped while the destination lagged. */
   #noteDropped(): void {
