@@ -21,7 +21,7 @@ import type { RemoteEvaluator } from './policy/types.ts';
 import { createAdminApp } from './routes/admin.ts';
 import { createLlmHandler } from './routes/llm.ts';
 import { createMcpHandler } from './routes/mcp.ts';
-import { createProxyApp } from './routes/proxy.ts';
+import { createProxyRoutes } from './routes/proxy.ts';
 
 export interface Sidecar {
   readonly proxyAddress: AddressInfo;
@@ -125,10 +125,10 @@ async function openGovernance(config: Config, identity: IdentityStore, gateway: 
   return { policy, chain, remote, budget };
 }
 
-/** Step: the proxy listener's app: /llm (governed both ways) and /mcp (signed). */
+/** Step: the proxy listener and its routes: /llm (governed both ways) and /mcp (signed). */
 function buildProxyServer(config: Config, deps: { dispatcher: Dispatcher; identity: IdentityStore; gateway: GatewayClient; governance: Governance; metrics: Metrics; logger: Logger; debug: DebugListener | undefined }): ProxyServer {
   const { dispatcher, identity, gateway, governance: { policy, chain, remote, budget }, metrics, logger, debug } = deps;
-  const app = createProxyApp({
+  const handle = createProxyRoutes({
     llm: createLlmHandler({
       config, chain, dispatcher, metrics, budget, logger,
       responseRules: () => policy?.current().responses,
@@ -137,7 +137,7 @@ function buildProxyServer(config: Config, deps: { dispatcher: Dispatcher; identi
     mcp: createMcpHandler({ config, gateway, identity, metrics, budget }),
     logger,
   });
-  return createProxyServer({ app, metrics, logger, hostname: config.listenHost, onLine: debug ? (line) => debug.record(line) : undefined });
+  return createProxyServer({ handle, metrics, logger, onLine: debug ? (line) => debug.record(line) : undefined });
 }
 
 /** Step: the admin listener (/healthz, /readyz, /metrics) for probes and scrapers. */

@@ -1,4 +1,4 @@
-import type { HttpBindings } from '@hono/node-server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DecisionSource, Route } from '../metrics.ts';
 import type { Target } from './path.ts';
 
@@ -49,9 +49,13 @@ export interface RequestLine {
   readonly bytes_out: number;
 }
 
-export type ProxyBindings = HttpBindings & { record: RequestRecord };
-/** `target`: the raw request target, parsed and checked once before routing. */
-export type ProxyEnv = { Bindings: Partial<ProxyBindings>; Variables: { target: Target } };
+/** One request as a route sees it: node's request and response, its record, and its target parsed and checked once before routing. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly record: RequestRecord;
+  readonly target: Target;
+}
 
 export function routeOf(url: string | undefined): Route {
   if (url?.startsWith('/llm/')) return 'llm';

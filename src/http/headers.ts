@@ -84,3 +84,10 @@ export function markEventStream(headers: Record<string, string | string[]>): voi
   headers['x-accel-buffering'] ??= 'no';
   headers['cache-control'] ??= 'no-cache';
 }
+
+const HOST = /^[A-Za-z0-9._~-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
+
+/** A Host value that names a host (a name, IPv4 or [IPv6], and a port): RFC 9112 has anything else refused with a 400. */
+export function isUsableHost(host: string): boolean {
+  return HOST.test(host);
+}

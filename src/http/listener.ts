@@ -1,11 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { RequestError, getRequestListener } from '@hono/node-server';
-import type { Hono } from 'hono';
 import { ERROR_TABLE, type ErrorCode } from '../errors.ts';
 import { scalarChild, type Logger } from '../log.ts';
 import { methodLabel, type Metrics } from '../metrics.ts';
-import { newRecord, routeOf, type ProxyBindings, type ProxyEnv, type RequestLine, type RequestRecord } from './context.ts';
+import { newRecord, routeOf, type RequestLine, type RequestRecord } from './context.ts';
 import { InFlight, type InFlightEntry } from './in-flight.ts';
 
 const MAX_LOGGED_PATH = 256;
@@ -98,48 +96,23 @@ export interface ProxyServer {
 }
 
 /**
- * The proxy listener: runs each request through `app` and, once the response
- * has closed and the handler has recorded everything it learned (bytes, error
- * codes after a relay, the usage meter's figures), writes the request's
- * metrics and its one log line and hands the line to `onLine` (the debug
- * history). The duration is the client's, up to the close.
+ * The proxy listener: runs each request through `handle` (the routes) and,
+ * once the response has closed and the handler has recorded everything it
+ * learned (bytes, error codes after a relay, the usage meter's figures),
+ * writes the request's metrics and its one log line and hands the line to
+ * `onLine` (the debug history). The duration is the client's, up to the close.
  */
 export function createProxyServer(options: {
-  app: Hono<ProxyEnv>;
+  /** Answers one request (src/routes/proxy.ts); settles once the handler has recorded what it learned. */
+  handle: (req: IncomingMessage, res: ServerResponse, record: RequestRecord) => Promise<void>;
   metrics: Metrics;
   logger: Logger;
-  /** FIRSTOPS_LISTEN_HOST: the adapter builds request URLs with it. */
-  hostname: string;
   onLine?: ((line: RequestLine) => void) | undefined;
 }): ProxyServer {
-  const { app, metrics, logger, onLine } = options;
+  const { handle, metrics, logger, onLine } = options;
   const requestLog = scalarChild(logger, { component: 'request' });
   let draining = false;
   const active = new InFlight<ServerResponse>();
-  const records = new WeakMap<IncomingMessage, RequestRecord>();
-  const honoListener = getRequestListener(
-    (request, env) => {
-      const bindings = env as ProxyBindings;
-      const record = records.get(bindings.incoming);
-      if (record) bindings.record = record;
-      return app.fetch(request, bindings);
-    },
-    {
-      autoCleanupIncoming: false,
-      overrideGlobalObjects: false,
-      hostname: options.hostname,
-      // A Host header the adapter cannot build a URL from gets the same JSON error as everything else.
-      errorHandler: (err) => {
-        const code: ErrorCode = err instanceof RequestError ? 'bad_request' : 'internal';
-        if (code === 'internal') logger.error({ err: { message: (err as Error).message } }, 'request failed in the HTTP adapter');
-        const { status, message } = ERROR_TABLE[code];
-        return new Response(JSON.stringify({ error: { code, message } }), {
-          status,
-          headers: { 'content-type': 'application/json', connection: 'close' },
-        });
-      },
-    },
-  );
 
   const finish = (req: IncomingMessage, res: ServerResponse, entry: InFlightEntry<ServerResponse>, record: RequestRecord, started: number, closedAt: number): void => {
     active.remove(entry);
@@ -183,7 +156,6 @@ export function createProxyServer(options: {
       const entry = active.add(res);
       metrics.lean.inflight.at(record.route).inc();
       if (draining) res.setHeader('connection', 'close');
-      records.set(req, record);
       // Finished once both the response has closed and the handler has
       // settled: a countdown rather than two promises and Promise.all. After
       // the close, one microtask, so every other 'close' listener (the relay's)
@@ -197,7 +169,12 @@ export function createProxyServer(options: {
         closedAt = performance.now();
         queueMicrotask(step);
       });
-      honoListener(req, res).then(step, step);
+      handle(req, res, record).then(step, (err: unknown) => {
+        // The routes answer their own failures: this is a bug, logged without the request's data.
+        logger.error({ err: { message: (err as Error)?.message } }, 'request failed outside its route');
+        res.destroy();
+        step();
+      });
     },
   );
   server.on('clientError', onClientError);

@@ -1,4 +1,3 @@
-import type { Context } from 'hono';
 import type { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ClientAbortedError, readBody, type ReadBodyOptions } from '../http/body.ts';
@@ -6,30 +5,29 @@ import { SidecarError } from '../errors.ts';
 import type { Metrics, Route } from '../metrics.ts';
 import type { ErrorStyle } from '../http/providers.ts';
 import { clientGone, relayResponse, type BodyObserver } from '../http/relay.ts';
-import type { ProxyEnv } from '../http/context.ts';
-import { RESPONSE_ALREADY_SENT, replySidecarError } from './respond.ts';
+import type { Exchange } from '../http/context.ts';
+import { SENT, replySidecarError, type Reply } from './respond.ts';
 
 /**
  * Reads the request body under the cap. Returns the body, or the answer to
  * give instead: the error for a bad or oversized body, nothing (the socket is
  * closed) when the client went away mid-body.
  */
-export async function readBodyOrReply(c: Context<ProxyEnv>, options: ReadBodyOptions & { route: Route; metrics: Metrics }, style?: ErrorStyle): Promise<Buffer | Response> {
-  const req = c.env!.incoming!;
+export async function readBodyOrReply(x: Exchange, options: ReadBodyOptions & { route: Route; metrics: Metrics }, style?: ErrorStyle): Promise<Buffer | Reply> {
   try {
-    const body = await readBody(req, options);
-    if (c.env?.record) c.env.record.bytesIn = body.length;
+    const body = await readBody(x.req, options);
+    x.record.bytesIn = body.length;
     return body;
   } catch (err) {
     if (err instanceof ClientAbortedError) {
-      if (c.env?.record) c.env.record.code = err.code;
-      c.env!.outgoing!.destroy();
-      return RESPONSE_ALREADY_SENT;
+      x.record.code = err.code;
+      x.res.destroy();
+      return SENT;
     }
     if (err instanceof SidecarError) {
       // The request's log line carries the code (replyError records it).
       if (err.code === 'body_budget_exhausted') options.metrics.budgetRefusals.inc({ route: options.route });
-      return replySidecarError(c, err, style);
+      return replySidecarError(x, err, style);
     }
     throw err;
   }
@@ -49,18 +47,17 @@ export interface Hop {
    * Awaits the outbound request. A failure before its response is classified,
    * counted and answered here (nothing to answer when the client left).
    */
-  send(request: Promise<Dispatcher.ResponseData>): Promise<Dispatcher.ResponseData | Response>;
+  send(request: Promise<Dispatcher.ResponseData>): Promise<Dispatcher.ResponseData | Reply>;
   /** The client left before there was anything to send: record it, answer nothing. */
-  abandoned(): Response;
+  abandoned(): Reply;
   /** Streams the response to the client and records how it went; `observe` sees a copy of the body. */
-  relay(response: Dispatcher.ResponseData, transform?: () => Transform, observe?: BodyObserver): Promise<Response>;
+  relay(response: Dispatcher.ResponseData, transform?: () => Transform, observe?: BodyObserver): Promise<Reply>;
 }
 
 /** One outbound hop tied to the client's lifetime, for a route whose failures `classify` names. */
-export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: Metrics; classify: (err: unknown) => SidecarError; style?: ErrorStyle }): Hop {
+export function openHop(x: Exchange, options: { route: Route; metrics: Metrics; classify: (err: unknown) => SidecarError; style?: ErrorStyle }): Hop {
   const { route, metrics, classify } = options;
-  const res = c.env!.outgoing!;
-  const record = c.env?.record;
+  const { res, record } = x;
   const gone = clientGone(res);
   const signal = gone.signal;
   /** The error code for a failed hop, counted unless the client caused it. */
@@ -70,9 +67,9 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
     if (error.code !== 'identity_unavailable') metrics.upstreamErrors.inc({ route, code: error.code });
     return { code: error.code, error };
   };
-  const abandoned = (): Response => {
-    if (record) record.code = 'client_aborted';
-    return RESPONSE_ALREADY_SENT;
+  const abandoned = (): Reply => {
+    record.code = 'client_aborted';
+    return SENT;
   };
 
   return {
@@ -83,19 +80,15 @@ export function openHop(c: Context<ProxyEnv>, options: { route: Route; metrics: 
         return await request;
       } catch (err) {
         const { error } = failed(err);
-        return error ? replySidecarError(c, error, options.style) : abandoned();
+        return error ? replySidecarError(x, error, options.style) : abandoned();
       }
     },
     abandoned,
     async relay(response, transform, observe) {
       const relayed = await relayResponse(res, response, { route, metrics, transform, observe });
-      if (record) {
-        record.bytesOut = relayed.bytesOut;
-        if (relayed.error) record.code = failed(relayed.error).code;
-      } else if (relayed.error) {
-        failed(relayed.error);
-      }
-      return RESPONSE_ALREADY_SENT;
+      record.bytesOut = relayed.bytesOut;
+      if (relayed.error) record.code = failed(relayed.error).code;
+      return SENT;
     },
   };
 }

@@ -1,10 +1,9 @@
-import type { Context } from 'hono';
 import type { ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
-import type { ProxyEnv, RequestRecord } from '../http/context.ts';
+import type { Exchange, RequestRecord } from '../http/context.ts';
 import { SidecarError } from '../errors.ts';
 import { upstreamError } from '../egress/failures.ts';
 import { isEventStream, isJsonContentType, relayResponseHeaders } from '../http/headers.ts';
@@ -15,7 +14,7 @@ import { throughTransform, type BodyObserver } from '../http/relay.ts';
 import { checkJsonBody, createResponseGateTransform, governJsonResponse, type GateSummary, type HeldReport, type ResponseRules, MAX_GOVERNED_RESPONSE_BYTES } from '../response/index.ts';
 import type { Hop } from './hop.ts';
 import type { ResponseRemote } from '../response/remote.ts';
-import { RESPONSE_ALREADY_SENT, replyError, replySidecarError } from './respond.ts';
+import { SENT, replyError, replySidecarError, type Reply } from './respond.ts';
 
 export interface ResponseGovernance {
   readonly provider: string;
@@ -100,8 +99,7 @@ async function readBounded(body: Dispatcher.ResponseData['body'], max: number, s
 }
 
 /** The answer's verdict, for the request's log line and the debug history (the request's own stays as it was). */
-function noteResponse(record: RequestRecord | undefined, decision: string, policyId: string, source: 'local' | 'remote', reason?: string): void {
-  if (!record) return;
+function noteResponse(record: RequestRecord, decision: string, policyId: string, source: 'local' | 'remote', reason?: string): void {
   record.responseDecision = decision;
   record.responsePolicyId = policyId || undefined;
   record.responseSource = source;
@@ -146,10 +144,9 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
  * the request side's provider-shaped 403. What cannot be read is refused
  * with a `response_*` code, never passed on ungoverned.
  */
-export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Dispatcher.ResponseData, g: ResponseGovernance): Promise<Response> {
+export async function relayGoverned(x: Exchange, hop: Hop, response: Dispatcher.ResponseData, g: ResponseGovernance): Promise<Reply> {
   if (response.statusCode < 200 || response.statusCode > 299) return hop.relay(response, undefined, g.tap);
-  const res = c.env!.outgoing!;
-  const record = c.env?.record;
+  const { res, record } = x;
   const coding = encodingOf(response.headers);
   const local = g.rules.ruleCount > 0;
   const countLocal = (outcome: 'allow' | 'modify' | 'deny'): void => {
@@ -163,7 +160,7 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
       const decoder = streamDecoderFor(coding);
       if (!decoder) {
         discard(response.body);
-        return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
+        return replySidecarError(x, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
       }
       const { 'content-encoding': _coding, 'content-length': _length, ...headers } = response.headers;
       // Wired by hand (throughTransform), not stream.pipeline: no AbortController and DOMException per response.
@@ -173,7 +170,7 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
     const onEnd = (summary: GateSummary): void => {
       if (summary.outcome === 'aborted') return;
       if (summary.outcome === 'error') {
-        if (record) record.code = summary.code;
+        record.code = summary.code;
         noteResponse(record, 'error', '', summary.source);
       } else {
         // Remote verdicts are counted per evaluation (response-remote.ts); the local rules' per answer.
@@ -200,11 +197,11 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
     if (hop.signal.aborted) return hop.abandoned();
     const error = upstreamError(err);
     g.metrics.upstreamErrors.inc({ route: 'llm', code: error.code });
-    return replySidecarError(c, error, g.style);
+    return replySidecarError(x, error, g.style);
   }
   if (raw === 'too_large' || raw === 'budget') {
     discard(response.body);
-    return replySidecarError(c, new SidecarError(raw === 'budget' ? 'body_budget_exhausted' : 'response_too_large'), g.style);
+    return replySidecarError(x, new SidecarError(raw === 'budget' ? 'body_budget_exhausted' : 'response_too_large'), g.style);
   }
   // The usage meter sees what it saw before: the upstream's head and bytes.
   g.tap?.head(response.statusCode, response.headers);
@@ -212,13 +209,13 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
   g.tap?.end();
 
   const headers = relayResponseHeaders(response.headers);
-  const forward = async (body: Buffer, rewritten: boolean): Promise<Response> => {
+  const forward = async (body: Buffer, rewritten: boolean): Promise<Reply> => {
     if (rewritten) delete headers['content-encoding'];
     // An empty body (HEAD, 204) keeps the upstream's headers as they were.
     if (body.length > 0) headers['content-length'] = String(body.length);
-    if (record) record.bytesOut = body.length;
+    record.bytesOut = body.length;
     await send(res, response.statusCode, headers, body);
-    return RESPONSE_ALREADY_SENT;
+    return SENT;
   };
   if (raw.length === 0) return forward(raw, false);
 
@@ -227,10 +224,10 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
     decoded = await decode(raw, coding);
   } catch (err) {
     const code = err instanceof TooLarge ? 'response_too_large' : 'response_unreadable';
-    return replySidecarError(c, new SidecarError(code), g.style);
+    return replySidecarError(x, new SidecarError(code), g.style);
   }
-  if (decoded === 'unsupported') return replySidecarError(c, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
-  if (decoded !== raw && !g.share.take(decoded.length)) return replySidecarError(c, new SidecarError('body_budget_exhausted'), g.style);
+  if (decoded === 'unsupported') return replySidecarError(x, new SidecarError('response_encoding_unsupported', safeCoding(coding)), g.style);
+  if (decoded !== raw && !g.share.take(decoded.length)) return replySidecarError(x, new SidecarError('body_budget_exhausted'), g.style);
 
   // With no local rules the body is not read by them: the gateway still needs
   // it to be JSON. Either parse, and a rewrite, is charged to the request's share first.
@@ -241,12 +238,12 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
     // A body that is not JSON and not declared as JSON (audio, an image, text) holds no tool call any client reads.
     const type = headerValue(response.headers['content-type']);
     if (verdict.code === 'response_unreadable' && type !== undefined && !isJsonContentType(type)) return forward(raw, false);
-    return replySidecarError(c, new SidecarError(verdict.code), g.style);
+    return replySidecarError(x, new SidecarError(verdict.code), g.style);
   }
   countLocal(verdict.action);
   if (verdict.action === 'deny') {
     noteResponse(record, 'deny', verdict.policyId, 'local', verdict.reason);
-    return replyError(c, denialBody(verdict.policyId, verdict.reason || 'response denied'), g.style);
+    return replyError(x, denialBody(verdict.policyId, verdict.reason || 'response denied'), g.style);
   }
   if (local) noteResponse(record, verdict.action, verdict.action === 'modify' ? verdict.policyId : '', 'local');
   if (!g.remote) return verdict.action === 'modify' ? forward(verdict.body, true) : forward(raw, false);
@@ -257,11 +254,11 @@ export async function relayGoverned(c: Context<ProxyEnv>, hop: Hop, response: Di
   switch (remote.action) {
     case 'deny':
       noteResponse(record, 'deny', remote.policyId, 'remote', remote.reason);
-      return replyError(c, denialBody(remote.policyId, remote.reason || 'response denied'), g.style);
+      return replyError(x, denialBody(remote.policyId, remote.reason || 'response denied'), g.style);
     case 'unavailable':
       // A budget shortfall is no failed evaluation: the gateway decided, its rewrite could not be held.
       noteResponse(record, remote.code === 'policy_unavailable' ? 'fail_closed' : 'error', '', 'remote');
-      return replySidecarError(c, new SidecarError(remote.code, remote.code === 'policy_unavailable' ? remote.reason : undefined), g.style);
+      return replySidecarError(x, new SidecarError(remote.code, remote.code === 'policy_unavailable' ? remote.reason : undefined), g.style);
     case 'modify':
       noteResponse(record, 'modify', remote.policyId, 'remote');
       return forward(remote.body, true);

@@ -1,4 +1,3 @@
-import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { SidecarError } from '../errors.ts';
@@ -8,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import type { PolicyChain } from '../policy/chain.ts';
 import { llmToolName, splitLlmPath } from '../http/path.ts';
 import { denialBody, errorStyleFor, type ErrorStyle } from '../http/providers.ts';
-import type { ProxyEnv } from '../http/context.ts';
+import type { Exchange } from '../http/context.ts';
 import { joinParts, partsLength, undiciBody } from '../json/edits.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import { ADMISSION_FACTOR, SMALL_BODY_BYTES } from '../memory/plan.ts';
@@ -20,7 +19,7 @@ import type { RemoteEvaluator } from '../policy/types.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
 import { relayGoverned } from './llm-response.ts';
 import { createResponseRemote } from '../response/remote.ts';
-import { replyError, replySidecarError, targetOf } from './respond.ts';
+import { Reply, replyError, replySidecarError } from './respond.ts';
 
 const NO_RESPONSE_RULES = compileResponseRules(undefined);
 
@@ -58,37 +57,32 @@ export function createLlmHandler(deps: {
   if (deps.responseRemote && !logger) throw new TypeError('createLlmHandler: responseRemote needs a logger');
   const genAi = genAiMetricsFor(metrics.registry);
 
-  return async function handleLlm(c: Context<ProxyEnv>): Promise<Response> {
+  return async function handleLlm(x: Exchange): Promise<Reply> {
     // The body's memory is this request's until its answer is over.
     const share = budget.open();
     try {
-      return await governAndForward(c, share);
+      return await governAndForward(x, share);
     } finally {
       share.release();
     }
   };
 
-  async function governAndForward(c: Context<ProxyEnv>, share: BudgetShare): Promise<Response> {
-    const target = targetOf(c);
+  async function governAndForward(x: Exchange, share: BudgetShare): Promise<Reply> {
+    const { req, record, target } = x;
     const { provider, rest } = splitLlmPath(target.path);
     const upstream = config.upstreams.get(provider);
-    if (!upstream) return replySidecarError(c, new SidecarError('unknown_provider', safeName(provider)));
+    if (!upstream) return replySidecarError(x, new SidecarError('unknown_provider', safeName(provider)));
 
-    const record = c.env?.record;
-    if (record) record.provider = provider;
+    record.provider = provider;
     const style: ErrorStyle = errorStyleFor(provider);
-    if (!chain.configured()) return replySidecarError(c, new SidecarError('governance_not_configured'), style);
-
-    const req = c.env?.incoming;
-    const res = c.env?.outgoing;
-    if (!req || !res) throw new Error('the LLM route needs node bindings');
+    if (!chain.configured()) return replySidecarError(x, new SidecarError('governance_not_configured'), style);
 
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      return replySidecarError(c, new SidecarError('unsupported_content_encoding'), style);
+      return replySidecarError(x, new SidecarError('unsupported_content_encoding'), style);
     }
 
-    let body: Buffer | Response | undefined = await readBodyOrReply(c, {
+    let body: Buffer | Reply | undefined = await readBodyOrReply(x, {
       maxBytes: config.maxBodyBytes,
       budget: { budget, share, factor: ADMISSION_FACTOR },
       // A body a worker will inspect is read into shared memory.
@@ -96,9 +90,9 @@ export function createLlmHandler(deps: {
       route: 'llm',
       metrics,
     }, style);
-    if (body instanceof Response) return body;
+    if (body instanceof Reply) return body;
 
-    const hop = openHop(c, { route: 'llm', metrics, classify: upstreamError, style });
+    const hop = openHop(x, { route: 'llm', metrics, classify: upstreamError, style });
     // Every body meets the local rules (tool_name, channel, default), so
     // `default: deny` means deny; the gateway is asked about JSON objects only.
     const evaluation = chain.evaluate(
@@ -123,16 +117,14 @@ export function createLlmHandler(deps: {
     if (result.kind === 'aborted') return hop.abandoned();
     if (result.kind === 'refused') {
       if (result.code === 'body_budget_exhausted') metrics.budgetRefusals.inc({ route: 'llm' });
-      return replySidecarError(c, new SidecarError(result.code, result.detail), style);
+      return replySidecarError(x, new SidecarError(result.code, result.detail), style);
     }
-    if (record) {
-      record.decision = result.outcome;
-      record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
-      record.source = result.source;
-      record.reason = result.reason || undefined;
-    }
-    if (result.kind === 'deny') return replyError(c, denialBody(result.policyId, result.reason), style);
-    if (result.kind === 'unavailable') return replySidecarError(c, new SidecarError(result.code, result.reason), style);
+    record.decision = result.outcome;
+    record.policyId = result.kind === 'unavailable' ? undefined : result.policyId || undefined;
+    record.source = result.source;
+    record.reason = result.reason || undefined;
+    if (result.kind === 'deny') return replyError(x, denialBody(result.policyId, result.reason), style);
+    if (result.kind === 'unavailable') return replySidecarError(x, new SidecarError(result.code, result.reason), style);
     const forwardLength = partsLength(result.body);
     // A small body goes in one write; a large rewrite as its parts (views of the original and the new strings), never joined.
     const forwardBody = forwardLength <= SMALL_BODY_BYTES ? joinParts(result.body) : result.body;
@@ -159,9 +151,9 @@ export function createLlmHandler(deps: {
       // A governed stream the gate ended early is cancelled (hop.cancel) after the client's answer is over.
       signal: hop.signal,
     }));
-    if (response instanceof Response) return response;
+    if (response instanceof Reply) return response;
     const relayed = governed
-      ? await relayGoverned(c, hop, response, {
+      ? await relayGoverned(x, hop, response, {
         provider, style, rules: responseRules, metrics, share, tap,
         remote: evaluator && logger
           ? createResponseRemote({

@@ -1,4 +1,3 @@
-import type { Context } from 'hono';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { SidecarError } from '../errors.ts';
@@ -7,14 +6,14 @@ import type { GatewayClient } from '../identity/gateway.ts';
 import type { IdentityStore } from '../identity/store.ts';
 import type { BodyBudget, BudgetShare } from '../memory/budget.ts';
 import type { Metrics } from '../metrics.ts';
+import { isUsableHost } from '../http/headers.ts';
 import { createEndpointRewriter, localRewriter } from '../http/sse.ts';
-import type { ProxyEnv } from '../http/context.ts';
+import type { Exchange } from '../http/context.ts';
 import { openHop, readBodyOrReply } from './hop.ts';
-import { replySidecarError, targetOf } from './respond.ts';
+import { Reply, replySidecarError } from './respond.ts';
 
 /** The only client headers the gateway sees; the gateway adds Authorization and DPoP itself. */
 const FORWARDED = ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'] as const;
-const HOST = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
 
 /**
  * `/mcp/...`: the terminal hop to the FirstOps gateway. Same path and query,
@@ -33,27 +32,24 @@ export function createMcpHandler(deps: {
   const toLocal = localRewriter(config.gatewayUrl);
   const fallbackHost = `${config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost}:${config.port}`;
 
-  return async function handleMcp(c: Context<ProxyEnv>): Promise<Response> {
+  return async function handleMcp(x: Exchange): Promise<Reply> {
     // A body is this request's memory until its answer is over (an MCP stream may last long: bodies are small).
     const share = budget.open();
     try {
-      return await relay(c, share);
+      return await relay(x, share);
     } finally {
       share.release();
     }
   };
 
-  async function relay(c: Context<ProxyEnv>, share: BudgetShare): Promise<Response> {
-    const target = targetOf(c);
-    if (!identity.current()) return replySidecarError(c, new SidecarError('identity_unavailable', identity.missingReason));
-    const req = c.env?.incoming;
-    const res = c.env?.outgoing;
-    if (!req || !res) throw new Error('the MCP route needs node bindings');
+  async function relay(x: Exchange, share: BudgetShare): Promise<Reply> {
+    const { req, target } = x;
+    if (!identity.current()) return replySidecarError(x, new SidecarError('identity_unavailable', identity.missingReason));
 
     let body: Buffer | undefined;
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      const read = await readBodyOrReply(c, { maxBytes: config.maxBodyBytes, budget: { budget, share, factor: 1 }, route: 'mcp', metrics });
-      if (read instanceof Response) return read;
+      const read = await readBodyOrReply(x, { maxBytes: config.maxBodyBytes, budget: { budget, share, factor: 1 }, route: 'mcp', metrics });
+      if (read instanceof Reply) return read;
       body = read;
     }
 
@@ -62,7 +58,7 @@ export function createMcpHandler(deps: {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const hop = openHop(c, { route: 'mcp', metrics, classify: gatewayError });
+    const hop = openHop(x, { route: 'mcp', metrics, classify: gatewayError });
     const response = await hop.send(gateway.request({
       method: req.method ?? 'GET',
       path: target.path,
@@ -71,14 +67,14 @@ export function createMcpHandler(deps: {
       body,
       signal: hop.signal,
     }));
-    if (response instanceof Response) return response;
+    if (response instanceof Reply) return response;
 
     // Legacy HTTP+SSE announces its message URL on the GET stream; event
     // streams answering a POST (Streamable HTTP) carry no endpoint event and
     // are relayed untouched.
     if (req.method !== 'GET') return hop.relay(response);
     const host = req.headers.host;
-    const localOrigin = `http://${host && HOST.test(host) ? host : fallbackHost}`;
+    const localOrigin = `http://${host && isUsableHost(host) ? host : fallbackHost}`;
     return hop.relay(response, () => createEndpointRewriter(toLocal(localOrigin)));
   }
 }

@@ -1,27 +1,25 @@
-import type { Context } from 'hono';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { ServerResponse } from 'node:http';
 import { SidecarError } from '../errors.ts';
 import { errorEnvelope, sidecarErrorBody, type ErrorBody, type ErrorStyle } from '../http/providers.ts';
-import { parseTarget, type Target } from '../http/path.ts';
-import type { ProxyEnv } from '../http/context.ts';
+import type { Exchange } from '../http/context.ts';
 
-export { RESPONSE_ALREADY_SENT };
-
-/** The request target as the client sent it (the raw node URL when there is a socket), parsed once per request. */
-export function targetOf(c: Context<ProxyEnv>): Target {
-  const known = c.get('target');
-  if (known) return known;
-  const raw = c.env?.incoming?.url;
-  let target: Target;
-  if (raw !== undefined) {
-    target = parseTarget(raw);
-  } else {
-    const url = new URL(c.req.url);
-    target = parseTarget(url.pathname + url.search);
+/**
+ * What a route answers: a JSON error the router writes, or SENT when the
+ * route has written (or given up on) the response itself, as a relay does.
+ */
+export class Reply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  constructor(status: number, headers: Readonly<Record<string, string>>, body: string) {
+    this.status = status;
+    this.headers = headers;
+    this.body = body;
   }
-  c.set('target', target);
-  return target;
 }
+
+/** The route wrote the response itself (or the client is gone): nothing left to write. */
+export const SENT = new Reply(0, {}, '');
 
 /**
  * Codes after which the rest of the request body may still be on the wire:
@@ -33,21 +31,33 @@ const CLOSE_AFTER = new Set(['bad_request', 'invalid_json', 'unsupported_content
 const RETRY_AFTER: Record<string, string> = { body_budget_exhausted: '1' };
 
 /**
- * A JSON error answer. With a provider style, the body has that provider's
- * envelope (the SDKs then raise their typed errors); without one, the
- * sidecar's own `{"error":{"code","message"}}`.
+ * A JSON error answer, its code recorded for the request's log line. With a
+ * provider style, the body has that provider's envelope (the SDKs then raise
+ * their typed errors); without one, the sidecar's own
+ * `{"error":{"code","message"}}`.
  */
-export function replyError(c: Context<ProxyEnv>, body: ErrorBody, style?: ErrorStyle): Response {
-  const record = c.env?.record;
-  if (record) record.code = body.code;
-  const headers: Record<string, string> = {};
+export function replyError(x: Pick<Exchange, 'record'>, body: ErrorBody, style?: ErrorStyle): Reply {
+  x.record.code = body.code;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (CLOSE_AFTER.has(body.code)) headers.connection = 'close';
   const retryAfter = RETRY_AFTER[body.code];
   if (retryAfter) headers['retry-after'] = retryAfter;
   const payload = style ? errorEnvelope(style, body) : { error: { code: body.code, message: body.message } };
-  return c.json(payload, body.status as 400, headers);
+  return new Reply(body.status, headers, JSON.stringify(payload));
 }
 
-export function replySidecarError(c: Context<ProxyEnv>, err: SidecarError, style?: ErrorStyle): Response {
-  return replyError(c, sidecarErrorBody(err), style);
+export function replySidecarError(x: Pick<Exchange, 'record'>, err: SidecarError, style?: ErrorStyle): Reply {
+  return replyError(x, sidecarErrorBody(err), style);
+}
+
+/** Writes a route's answer; one that comes after the response has started (or closed) ends it instead. */
+export function writeReply(res: ServerResponse, reply: Reply): void {
+  if (reply === SENT) return;
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(reply.body);
+  res.writeHead(reply.status, { ...reply.headers, 'content-length': String(body.length) });
+  res.end(body);
 }
