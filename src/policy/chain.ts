@@ -3,7 +3,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { InspectInput } from './inspect.ts';
 import type { LocalPolicy } from './local.ts';
-import type { Inspector } from './pool.ts';
+import type { InspectOutcome, Inspector } from './pool.ts';
 import { applyEdits, detach, type BodyParts } from '../json/edits.ts';
 import { RECLAIM_EVERY_BYTES, reclaimSoon } from '../memory/reclaim.ts';
 import { PayloadOverBudgetError } from './remote.ts';
@@ -29,9 +29,11 @@ export interface PolicyChain {
    * Checks the body and decides. `remote: false` keeps the decision
    * in-process (a dry run). The gateway is asked about JSON-object bodies
    * only, as the SDK does; every body meets the local rules. `model` is the
-   * body's `model` field when it has one.
+   * body's `model` field when it has one. Answered synchronously when the
+   * body is inspected inline and the gateway is not asked: the common case
+   * on the governed hop, where each async frame costs microseconds.
    */
-  evaluate(request: InspectInput, options?: EvaluateOptions): Promise<(ChainResult & { readonly model?: string }) | Refusal>;
+  evaluate(request: InspectInput, options?: EvaluateOptions): MaybePromise<(ChainResult & { readonly model?: string }) | Refusal>;
 }
 
 export interface EvaluateOptions {
@@ -45,6 +47,7 @@ export interface EvaluateOptions {
 }
 
 type Decided = (ChainResult & { readonly model?: string }) | Refusal;
+type MaybePromise<T> = T | Promise<T>;
 
 /** What the local rules leave for the gateway: the body to forward (their rewrite, or the original) and their verdict. */
 interface AfterLocal {
@@ -100,18 +103,16 @@ export function createPolicyChain(options: {
   };
 
   /**
-   * The local rules, and what they leave for the gateway. This frame is the
-   * only one (with the caller's) that holds the request, and it ends once the
-   * local rules have decided: a suspended async function keeps every local
-   * and parameter it has (V8 saves its registers whether they are still used
-   * or not), so awaiting the gateway in a frame that had the request kept the
+   * The local rules' answer, once the body is inspected, and what it leaves
+   * for the gateway. Only this step (and a worker's inspection before it)
+   * sees the request; the gateway is awaited in a frame that has only what the
+   * local rules left: a suspended async function keeps every local and
+   * parameter it has (V8 saves its registers whether they are still used or
+   * not), so awaiting the gateway in a frame that had the request kept the
    * original body alive until the gateway answered, next to the local rewrite
    * and the gateway's decoded payload: three bodies at the peak.
    */
-  const governLocally = async (request: InspectInput, { signal, maxAddedBytes }: EvaluateOptions): Promise<AfterLocal | Decided> => {
-    const local = options.local();
-    const started = local ? performance.now() : 0;
-    const inspection = await inspector.inspect(request, local, { signal, maxAddedBytes });
+  const afterInspection = (request: InspectInput, local: LocalPolicy | undefined, started: number, inspection: InspectOutcome): AfterLocal | Decided => {
     if (local) metrics.lean.policyDuration.at('local').observe((performance.now() - started) / 1000);
     if (inspection.kind === 'aborted') return { kind: 'aborted' };
     if (inspection.kind === 'refused') return { kind: 'refused', code: inspection.code, detail: inspection.detail };
@@ -127,25 +128,34 @@ export function createPolicyChain(options: {
     if (verdict.action !== 'modify') {
       return { kind: 'local', body: [request.body], outcome: 'allow', source: verdict.policyId ? 'local' : undefined, policyId: verdict.policyId, reason: verdict.policyId ? verdict.reason : '', model, isObject, consulted: true };
     }
-    // The rewrite holds none of the original where it can (edits.detach); once
-    // this frame is gone, only the caller refers to the original.
     const rewritten = detach(applyEdits(request.body, verdict.edits), request.body);
     if (request.body.length >= RECLAIM_EVERY_BYTES) reclaimSoon();
     return { kind: 'local', body: rewritten, outcome: 'modify', source: 'local', policyId: verdict.policyId, reason: verdict.reason, model, isObject, consulted: true };
   };
 
-  /** The gateway, asked about what the local rules left (after a redaction, the redacted body). */
-  const askGateway = async (afterLocal: Promise<AfterLocal | Decided>, toolName: string, { signal, remote: askRemote = true, reserve }: EvaluateOptions): Promise<Decided> => {
-    const state = await afterLocal;
+  /** Synchronous when the body is inspected inline (small bodies: every request but a large prompt's). */
+  const governLocally = (request: InspectInput, { signal, maxAddedBytes }: EvaluateOptions): MaybePromise<AfterLocal | Decided> => {
+    const local = options.local();
+    const started = local ? performance.now() : 0;
+    const inspection = inspector.inspect(request, local, { signal, maxAddedBytes });
+    return inspection instanceof Promise
+      ? inspection.then((outcome) => afterInspection(request, local, started, outcome))
+      : afterInspection(request, local, started, inspection);
+  };
+
+  /** After the local rules: done, or (a JSON object, with an evaluator) the gateway's turn. */
+  const decide = (state: AfterLocal | Decided, toolName: string, evaluateOptions: EvaluateOptions): MaybePromise<Decided> => {
     if (state.kind !== 'local') return state;
+    const remote = (evaluateOptions.remote ?? true) && state.isObject ? options.remote() : undefined;
+    if (remote) return askGateway(remote, state, toolName, evaluateOptions);
+    const { body, outcome, source, policyId, reason, model } = state;
+    if (state.consulted) return { kind: 'forward', body, outcome, source, policyId, reason, model };
+    metrics.lean.decisions.at('none', 'skipped', 'request').inc();
+    return { kind: 'forward', body, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
+  };
+
+  const askGateway = async (remote: RemoteEvaluator, state: AfterLocal, toolName: string, { signal, reserve }: EvaluateOptions): Promise<Decided> => {
     const { model } = state;
-    const remote = askRemote && state.isObject ? options.remote() : undefined;
-    if (!remote) {
-      const { body, outcome, source, policyId, reason } = state;
-      if (state.consulted) return { kind: 'forward', body, outcome, source, policyId, reason, model };
-      metrics.lean.decisions.at('none', 'skipped', 'request').inc();
-      return { kind: 'forward', body, outcome: 'skipped', source: undefined, policyId: '', reason: '', model };
-    }
     let verdict: RemoteVerdict;
     const started = performance.now();
     try {
@@ -181,6 +191,11 @@ export function createPolicyChain(options: {
     configured: () => options.local() !== undefined || options.remote() !== undefined,
 
     // Not async: this frame ends at once, so it holds the request for no longer than governLocally does.
-    evaluate: (request, evaluateOptions = {}) => askGateway(governLocally(request, evaluateOptions), request.toolName, evaluateOptions),
+    evaluate: (request, evaluateOptions = {}) => {
+      const afterLocal = governLocally(request, evaluateOptions);
+      return afterLocal instanceof Promise
+        ? afterLocal.then((state) => decide(state, request.toolName, evaluateOptions))
+        : decide(afterLocal, request.toolName, evaluateOptions);
+    },
   };
 }

@@ -15,9 +15,11 @@ export interface Inspector {
    * Bodies up to `offloadBytes` are inspected inline (microseconds to a few
    * milliseconds, bounded by their size); larger ones on a worker thread, so
    * the event loop keeps serving probes, metrics and other requests, within
-   * `budgetMs` from the moment they are queued.
+   * `budgetMs` from the moment they are queued. An inline answer is returned
+   * as it is, not as a promise: on the governed hop an async frame and the
+   * microtasks to settle it cost more than inspecting a small body.
    */
-  inspect(input: InspectInput, policy: LocalPolicy | undefined, options?: { signal?: AbortSignal; maxAddedBytes?: number }): Promise<InspectOutcome>;
+  inspect(input: InspectInput, policy: LocalPolicy | undefined, options?: { signal?: AbortSignal; maxAddedBytes?: number }): InspectOutcome | Promise<InspectOutcome>;
   /** Fails what is queued and stops the workers. */
   close(): Promise<void>;
 }
@@ -168,52 +170,57 @@ export function createInspector(options: InspectorOptions): Inspector {
     }
   }
 
+  /** A large body: queued for a worker thread, within the budget from now. */
+  const offload = async (input: InspectInput, policy: LocalPolicy | undefined, signal: AbortSignal | undefined, maxAddedBytes: number | undefined): Promise<InspectOutcome> => {
+    if (closed) return { kind: 'unfinished', reason: 'the sidecar is shutting down' };
+    if (signal?.aborted) return { kind: 'aborted' };
+    const busy = slots.every((s) => s.task !== undefined);
+    if (busy && queue.length >= options.maxQueue) {
+      return { kind: 'unfinished', reason: `${queue.length} large bodies are already waiting for a policy worker` };
+    }
+    return new Promise<InspectOutcome>((resolve) => {
+      let settled = false;
+      const task: Task = {
+        id: nextId++,
+        input,
+        policy,
+        maxAddedBytes,
+        settle: (outcome) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(deadline);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(outcome);
+        },
+      };
+      const drop = (outcome: InspectOutcome): void => {
+        const queued = queue.indexOf(task);
+        if (queued !== -1) {
+          queue.splice(queued, 1);
+          task.settle(outcome);
+          return;
+        }
+        const slot = slots.find((s) => s.task === task);
+        if (!slot) return;
+        // A running evaluation cannot be interrupted in place: the worker goes, a fresh one takes the next task.
+        stopWorker(slot);
+        finish(slot, outcome);
+      };
+      const deadline = setTimeout(
+        () => drop({ kind: 'unfinished', reason: `local policy evaluation exceeded its budget of ${options.budgetMs} ms (FIRSTOPS_POLICY_BUDGET_MS)` }),
+        options.budgetMs,
+      );
+      const onAbort = (): void => drop({ kind: 'aborted' });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      queue.push(task);
+      pump();
+    });
+  };
+
   return {
-    async inspect(input, policy, { signal, maxAddedBytes } = {}) {
+    inspect(input, policy, { signal, maxAddedBytes } = {}) {
       if (input.body.length <= options.offloadBytes) return inspect(input, policy, maxAddedBytes);
-      if (closed) return { kind: 'unfinished', reason: 'the sidecar is shutting down' };
-      if (signal?.aborted) return { kind: 'aborted' };
-      const busy = slots.every((s) => s.task !== undefined);
-      if (busy && queue.length >= options.maxQueue) {
-        return { kind: 'unfinished', reason: `${queue.length} large bodies are already waiting for a policy worker` };
-      }
-      return new Promise<InspectOutcome>((resolve) => {
-        let settled = false;
-        const task: Task = {
-          id: nextId++,
-          input,
-          policy,
-          maxAddedBytes,
-          settle: (outcome) => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(deadline);
-            signal?.removeEventListener('abort', onAbort);
-            resolve(outcome);
-          },
-        };
-        const drop = (outcome: InspectOutcome): void => {
-          const queued = queue.indexOf(task);
-          if (queued !== -1) {
-            queue.splice(queued, 1);
-            task.settle(outcome);
-            return;
-          }
-          const slot = slots.find((s) => s.task === task);
-          if (!slot) return;
-          // A running evaluation cannot be interrupted in place: the worker goes, a fresh one takes the next task.
-          stopWorker(slot);
-          finish(slot, outcome);
-        };
-        const deadline = setTimeout(
-          () => drop({ kind: 'unfinished', reason: `local policy evaluation exceeded its budget of ${options.budgetMs} ms (FIRSTOPS_POLICY_BUDGET_MS)` }),
-          options.budgetMs,
-        );
-        const onAbort = (): void => drop({ kind: 'aborted' });
-        signal?.addEventListener('abort', onAbort, { once: true });
-        queue.push(task);
-        pump();
-      });
+      return offload(input, policy, signal, maxAddedBytes);
     },
 
     async close() {

@@ -113,7 +113,7 @@ export function createLlmHandler(deps: {
     // The chain holds what it still needs; a suspended handler would keep the
     // original alive beside the gateway's rewrite (a third body at peak).
     body = undefined;
-    const result = await evaluation;
+    const result = evaluation instanceof Promise ? await evaluation : evaluation;
     if (result.kind === 'aborted') return hop.abandoned();
     if (result.kind === 'refused') {
       if (result.code === 'body_budget_exhausted') metrics.budgetRefusals.inc({ route: 'llm' });

@@ -129,3 +129,30 @@ test('verdicts combine: a redaction then an allow forwards the rewrite; names an
   assert.deepEqual([r.body[0] === plain.body, r.outcome, r.source, r.policyId], [true, 'allow', 'local', 'redact-mail']);
   assert.match(asked, /"tool_input":\{"model":"m","messages":\[\]\}/);
 });
+
+test('a small body decided locally is answered synchronously; the gateway, or a worker, makes it a promise', async () => {
+  const body = Buffer.from('{"model":"m","messages":[{"role":"user","content":"hi bob@example.com"}]}');
+  const input = { toolName: TOOL, channel: 'llm', body, contentType: 'application/json', contentTypeCount: 1 };
+  const local = chainWith(undefined).evaluate(input);
+  assert.ok(!(local instanceof Promise), 'no promise (and no microtask) for a decision made inline');
+  assert.equal(local.kind === 'forward' && joined(local.body), '{"model":"m","messages":[{"role":"user","content":"hi [mail]"}]}');
+  const refused = chainWith(undefined).evaluate({ ...input, body: Buffer.from('{"a":1,"a":2}') });
+  assert.deepEqual(!(refused instanceof Promise) && [refused.kind, refused.kind === 'refused' && refused.code], ['refused', 'invalid_json']);
+
+  const remote = chainWith({ evaluate: async () => ({ action: 'deny', policyId: 'gw', reason: 'no' }) }).evaluate(input);
+  assert.ok(remote instanceof Promise);
+  assert.equal((await remote).kind, 'deny');
+
+  // Over offloadBytes: a worker inspects it, the answer comes later.
+  const metrics = createMetrics({ defaultMetrics: false });
+  const logger = createLogger({ level: 'silent', destination: new LogCapture() });
+  const inspector = createInspector({ workers: 1, offloadBytes: 16, budgetMs: 10_000, maxQueue: 1 });
+  try {
+    const offloaded = createPolicyChain({ local: () => POLICY, remote: () => undefined, inspector, failMode: 'closed', metrics, logger }).evaluate(input);
+    assert.ok(offloaded instanceof Promise);
+    const r = await offloaded;
+    assert.equal(r.kind === 'forward' && joined(r.body), '{"model":"m","messages":[{"role":"user","content":"hi [mail]"}]}');
+  } finally {
+    await inspector.close();
+  }
+});
