@@ -13,12 +13,12 @@ import { SENT, replySidecarError, type Reply } from './respond.ts';
  * give instead: the error for a bad or oversized body, nothing (the socket is
  * closed) when the client went away mid-body.
  */
-export async function readBodyOrReply(x: Exchange, options: ReadBodyOptions & { route: Route; metrics: Metrics }, style?: ErrorStyle): Promise<Buffer | Reply> {
-  try {
-    const body = await readBody(x.req, options);
+export function readBodyOrReply(x: Exchange, options: ReadBodyOptions & { route: Route; metrics: Metrics }, style?: ErrorStyle): Promise<Buffer | Reply> {
+  // Continuations rather than an async frame: this runs for every request.
+  return readBody(x.req, options).then((body) => {
     x.record.bytesIn = body.length;
     return body;
-  } catch (err) {
+  }, (err: unknown) => {
     if (err instanceof ClientAbortedError) {
       x.record.code = err.code;
       x.res.destroy();
@@ -30,7 +30,7 @@ export async function readBodyOrReply(x: Exchange, options: ReadBodyOptions & { 
       return replySidecarError(x, err, style);
     }
     throw err;
-  }
+  });
 }
 
 export interface Hop {
@@ -75,20 +75,20 @@ export function openHop(x: Exchange, options: { route: Route; metrics: Metrics; 
   return {
     signal,
     cancel: (reason) => gone.abort(reason),
-    async send(request) {
-      try {
-        return await request;
-      } catch (err) {
+    // Continuations rather than async frames: each runs for every request.
+    send(request) {
+      return request.catch((err: unknown) => {
         const { error } = failed(err);
         return error ? replySidecarError(x, error, options.style) : abandoned();
-      }
+      });
     },
     abandoned,
-    async relay(response, transform, observe) {
-      const relayed = await relayResponse(res, response, { route, metrics, transform, observe });
-      record.bytesOut = relayed.bytesOut;
-      if (relayed.error) record.code = failed(relayed.error).code;
-      return SENT;
+    relay(response, transform, observe) {
+      return relayResponse(res, response, { route, metrics, transform, observe }).then((relayed) => {
+        record.bytesOut = relayed.bytesOut;
+        if (relayed.error) record.code = failed(relayed.error).code;
+        return SENT;
+      });
     },
   };
 }

@@ -21,31 +21,38 @@ function checkedTarget(url: string | undefined): Target {
  * downstream can read differently, so the route, the policy and the upstream
  * all see one path; routing is on that raw path. Node's own request and
  * response go straight to the route: no router, `Request` or `Response`
- * objects per request on the governed hop (about 8 µs of CPU per request,
+ * objects per request on the governed hop (14 µs of CPU per request,
  * issue 21). A route's error answer, and an unexpected failure (logged,
  * answered 500 `internal`), are written here.
  */
 export function createProxyRoutes(deps: { llm: RouteHandler; mcp: RouteHandler; logger: Logger }) {
   const { llm, mcp, logger } = deps;
 
-  async function answer(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<Reply> {
-    try {
-      const host = req.headers.host;
-      if (host !== undefined && !isUsableHost(host)) return replySidecarError({ record }, new SidecarError('bad_request', 'unusable Host header'));
-      const target = checkedTarget(req.url);
-      const route = routeOf(target.path);
-      if (route === 'other') return replySidecarError({ record }, new SidecarError('not_found'));
-      const x: Exchange = { req, res, record, target };
-      return await (route === 'llm' ? llm(x) : mcp(x));
-    } catch (err) {
-      if (isSidecarError(err)) return replySidecarError({ record }, err);
-      const { message, stack } = err as Error;
-      logger.error({ err: { message, stack } }, 'unhandled error in request handler');
-      return replySidecarError({ record }, new SidecarError('internal'));
-    }
+  /** The refusal before any route, or the route's answer (a promise); throws what the checks and routes throw. */
+  function answer(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Reply | Promise<Reply> {
+    const host = req.headers.host;
+    if (host !== undefined && !isUsableHost(host)) return replySidecarError({ record }, new SidecarError('bad_request', 'unusable Host header'));
+    const target = checkedTarget(req.url);
+    const route = routeOf(target.path);
+    if (route === 'other') return replySidecarError({ record }, new SidecarError('not_found'));
+    const x: Exchange = { req, res, record, target };
+    return route === 'llm' ? llm(x) : mcp(x);
+  }
+
+  function failure(err: unknown, record: RequestRecord): Reply {
+    if (isSidecarError(err)) return replySidecarError({ record }, err);
+    const { message, stack } = err as Error;
+    logger.error({ err: { message, stack } }, 'unhandled error in request handler');
+    return replySidecarError({ record }, new SidecarError('internal'));
   }
 
   return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
-    writeReply(res, await answer(req, res, record));
+    let reply: Reply;
+    try {
+      reply = await answer(req, res, record);
+    } catch (err) {
+      reply = failure(err, record);
+    }
+    writeReply(res, reply);
   };
 }
