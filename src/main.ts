@@ -55,8 +55,9 @@ switch (command) {
   case 'injector': {
     const { startInjector } = await import('./injector/index.ts');
     const level = LOG_LEVELS.find((l) => l === env.FIRSTOPS_LOG_LEVEL?.trim().toLowerCase()) ?? 'info';
-    const logger = createLogger({ level, base: { component: 'injector' }, destination: stdoutSink() });
-    const injector = await startInjector({ env, logger }).catch((err: Error) => fail(err.message, 2));
+    const sink = stdoutSink();
+    const logger = createLogger({ level, base: { component: 'injector' }, destination: sink });
+    const injector = await startInjector({ env, logger, logSink: sink }).catch((err: Error) => fail(err.message, 2));
     onSignals(() => injector.close(), (signal) => logger.info({ signal }, 'already shutting down; signal ignored'));
     break;
   }

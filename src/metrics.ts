@@ -179,6 +179,16 @@ export function onCollect(metric: Gauge<string> | Counter<string>, read: () => v
     : read;
 }
 
+/** A counter that follows a log sink's count of dropped lines (src/log.ts LineSink), read at each scrape. */
+export function countDroppedLines(counter: Counter, sink: { readonly dropped: number }): void {
+  let counted = 0;
+  onCollect(counter, () => {
+    const now = sink.dropped;
+    if (now > counted) counter.inc(now - counted);
+    counted = now;
+  });
+}
+
 /** A metric's series by label values (in its labelNames order), each made on first use and kept. */
 export class SeriesTable<S> {
   readonly #names: readonly string[];

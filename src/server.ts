@@ -9,7 +9,7 @@ import { createProxyServer, listen, onClientError, type ProxyServer } from './ht
 import { createGatewayClient, type GatewayClient } from './identity/gateway.ts';
 import { openIdentityStore, type IdentityStore } from './identity/store.ts';
 import type { Logger } from './log.ts';
-import { createMetrics, onCollect, type Metrics } from './metrics.ts';
+import { countDroppedLines, createMetrics, onCollect, type Metrics } from './metrics.ts';
 import { createBodyBudget, type BodyBudget } from './memory/budget.ts';
 import { describeMemory, SMALL_BODY_BYTES } from './memory/plan.ts';
 import { RECLAIM_EVERY_BYTES, reclaimSoon } from './memory/reclaim.ts';
@@ -177,16 +177,6 @@ async function drainAll(config: Config, logger: Logger, metrics: Metrics, parts:
   logger.info('drained; bye');
 }
 
-/** firstops_log_lines_dropped_total follows the sink's count, read at each scrape. */
-function countDroppedLines(metrics: Metrics, sink: { readonly dropped: number }): void {
-  let counted = 0;
-  onCollect(metrics.logLinesDropped, () => {
-    const now = sink.dropped;
-    if (now > counted) metrics.logLinesDropped.inc(now - counted);
-    counted = now;
-  });
-}
-
 /**
  * Starts the sidecar: egress, identity, governance, then the listeners
  * (admin first, so probes answer while the proxy comes up). Throws, with
@@ -201,7 +191,7 @@ export async function startSidecar(options: {
 }): Promise<Sidecar> {
   const { config, logger, logSink } = options;
   const metrics = options.metrics ?? createMetrics();
-  if (logSink) countDroppedLines(metrics, logSink);
+  if (logSink) countDroppedLines(metrics.logLinesDropped, logSink);
   const opened = new Openings();
   let draining = false;
   let proxyListening = false;

@@ -8,6 +8,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { loadInjectorConfig } from './config.ts';
+import { countDroppedLines } from '../metrics.ts';
 import { createInjectorMetrics } from './metrics.ts';
 import { createMetricsServer, createWebhookServer } from './server.ts';
 import { loadTls, watchTls } from './tls.ts';
@@ -20,6 +21,8 @@ export type { InjectorErrorCode } from './errors.ts';
 export interface StartInjectorOptions {
   env: Record<string, string | undefined>;
   logger: Logger;
+  /** Where the logger's lines go (main.ts's LineSink): its dropped lines are counted in /metrics. */
+  logSink?: { readonly dropped: number };
 }
 
 export interface RunningInjector {
@@ -69,6 +72,7 @@ export async function startInjector(opts: StartInjectorOptions): Promise<Running
   const files = { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
   const tls = loadTls(files);
   const metrics = createInjectorMetrics();
+  if (opts.logSink) countDroppedLines(metrics.logLinesDropped, opts.logSink);
   metrics.certExpiry.set(tls.notAfter.getTime() / 1000);
 
   let serving = true;

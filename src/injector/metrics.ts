@@ -18,6 +18,8 @@ export interface InjectorMetrics {
   /** notAfter of the serving certificate currently in use. */
   certExpiry: Gauge;
   tlsReloads: Counter<'result'>;
+  /** Log lines stdout did not take in time (main.ts's LineSink), read from the sink at scrape time. */
+  logLinesDropped: Counter;
 }
 
 export function createInjectorMetrics(): InjectorMetrics {
@@ -59,6 +61,11 @@ export function createInjectorMetrics(): InjectorMetrics {
       name: 'firstops_injector_tls_reloads_total',
       help: 'Attempts to load a changed webhook certificate, by result (success, failure).',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    logLinesDropped: new Counter({
+      name: 'firstops_injector_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout did not take them (8 MiB of lines were already waiting, or stdout failed).',
       registers: [registry],
     }),
   };

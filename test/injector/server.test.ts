@@ -61,6 +61,8 @@ describe('injector over HTTPS', () => {
   let injector: RunningInjector;
   let env: Record<string, string>;
   let metricsPort: number;
+  /** Stands in for main.ts's LineSink: the injector reads its count at each scrape. */
+  const sink = { dropped: 0 };
 
   before(async () => {
     pki = createTestPki();
@@ -80,7 +82,7 @@ describe('injector over HTTPS', () => {
       FIRSTOPS_INJECTOR_SIDECAR_IMAGE: TEST_IMAGE,
       FIRSTOPS_INJECTOR_SIDECAR_ENV: '{"FIRSTOPS_GATEWAY_URL":"https://api.firstops.dev"}',
     };
-    injector = await startInjector({ env, logger: logs.logger });
+    injector = await startInjector({ env, logger: logs.logger, logSink: sink });
     assert.ok(injector.port > 0);
     assert.ok(injector.metricsPort !== undefined && injector.metricsPort > 0);
     metricsPort = injector.metricsPort;
@@ -89,6 +91,15 @@ describe('injector over HTTPS', () => {
   after(async () => {
     await injector?.close();
     pki?.cleanup();
+  });
+
+  it('counts the log lines its sink dropped, read at each scrape', async () => {
+    const dropped = async (): Promise<string | undefined> =>
+      /^firstops_injector_log_lines_dropped_total (\d+)$/m.exec((await plainGet(metricsPort, '/metrics')).body)?.[1];
+    assert.equal(await dropped(), '0');
+    sink.dropped = 4;
+    assert.equal(await dropped(), '4');
+    assert.equal(await dropped(), '4', 'a scrape with nothing new adds nothing');
   });
 
   it('answers an AdmissionReview with an applicable base64 JSONPatch and the same uid', async () => {
