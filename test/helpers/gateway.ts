@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { listenLocal, readAll, Waiter, type RecordedRequest, type TestServer } from './server.ts';
+import { makeIdentityDir, type TestIdentity } from './identity.ts';
 import { sendJson } from './upstream.ts';
 
 export interface ProofCheck {
@@ -151,5 +153,31 @@ export async function startGateway(options: { prefix?: string } = {}): Promise<F
     onMcp: (r) => { mcp = r; },
     requireNonce: (n) => { nonce = n; },
     trust: (jkt, agentId) => { trusted.set(jkt, agentId); },
+  };
+}
+
+/** A fake gateway and an agent identity it trusts: what a suite evaluating remotely starts with. */
+export interface TrustedGateway {
+  readonly gateway: FakeGateway;
+  readonly identity: TestIdentity;
+  /** Asserts that every proof the gateway saw verified, then closes it and removes the identity. */
+  close(): Promise<void>;
+}
+
+export async function startTrustedGateway(options: { prefix?: string; format?: 'pkcs8' | 'sec1' } = {}): Promise<TrustedGateway> {
+  const gateway = await startGateway({ prefix: options.prefix });
+  const identity = await makeIdentityDir({ format: options.format });
+  gateway.trust(identity.jkt, identity.agentId);
+  return {
+    gateway,
+    identity,
+    async close() {
+      try {
+        assert.deepEqual(gateway.rejected, [], 'every proof the sidecar sent verified');
+      } finally {
+        await gateway.close();
+        await identity.cleanup();
+      }
+    },
   };
 }

@@ -5,14 +5,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startUpstream, sendJson, chatCompletion, type FakeUpstream } from '../helpers/upstream.ts';
-import { startGateway, type FakeGateway } from '../helpers/gateway.ts';
-import { makeIdentityDir, type TestIdentity } from '../helpers/identity.ts';
+import { startTrustedGateway, type FakeGateway, type TrustedGateway } from '../helpers/gateway.ts';
+import type { TestIdentity } from '../helpers/identity.ts';
 import { startTestSidecar } from '../helpers/sidecar.ts';
 
 const KIB = 1024;
 let upstream: FakeUpstream;
 let gateway: FakeGateway;
 let identity: TestIdentity;
+let trusted: TrustedGateway;
 let forwarded = 0;
 
 before(async () => {
@@ -20,19 +21,16 @@ before(async () => {
     forwarded++;
     sendJson(res, 200, chatCompletion());
   });
-  gateway = await startGateway();
-  identity = await makeIdentityDir();
-  gateway.trust(identity.jkt, identity.agentId);
+  trusted = await startTrustedGateway();
+  ({ gateway, identity } = trusted);
   // The rewrite is larger than what the budget has left once the body holds its share.
   const rewrite = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'y'.repeat(900 * KIB) }] }));
   gateway.onHook(() => ({ body: { decision: 'modify', policy_id: 'pol_rewrite', modified_payload: rewrite.toString('base64') } }));
 });
 
 after(async () => {
-  assert.deepEqual(gateway.rejected, [], 'every proof the sidecar sent verified');
-  await gateway.close();
+  await trusted.close();
   await upstream.close();
-  await identity.cleanup();
 });
 
 for (const mode of ['closed', 'open'] as const) {

@@ -5,8 +5,8 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startUpstream, sendJson, type FakeUpstream, streamEvents } from '../helpers/upstream.ts';
-import { startGateway, type FakeGateway, type HookReply } from '../helpers/gateway.ts';
-import { makeIdentityDir, type TestIdentity } from '../helpers/identity.ts';
+import { startTrustedGateway, type FakeGateway, type HookReply, type TrustedGateway } from '../helpers/gateway.ts';
+import type { TestIdentity } from '../helpers/identity.ts';
 import { rawPost } from '../helpers/raw.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
 import { chatCompletionBody, chatToolStream, KEY, SAFE, WITH_KEY, type ToolSpec } from './streams.ts';
@@ -19,15 +19,15 @@ const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? 
 let upstream: FakeUpstream;
 let gateway: FakeGateway;
 let identity: TestIdentity;
+let trusted: TrustedGateway;
 /** The answer to the next post_tool_use events; pre_tool_use events are always allowed. */
 let onResponse: (event: Record<string, unknown>) => HookReply = () => ({ body: { decision: 'allow' } });
 const responseEvents: Array<Record<string, unknown>> = [];
 
 before(async () => {
   upstream = await startUpstream();
-  gateway = await startGateway();
-  identity = await makeIdentityDir();
-  gateway.trust(identity.jkt, identity.agentId);
+  trusted = await startTrustedGateway();
+  ({ gateway, identity } = trusted);
   gateway.onHook((event) => {
     if (event.event_type !== 'post_tool_use') return { body: { decision: 'allow' } };
     responseEvents.push(event);
@@ -36,10 +36,8 @@ before(async () => {
 });
 
 after(async () => {
-  assert.deepEqual(gateway.rejected, [], 'every proof the sidecar sent verified');
-  await gateway.close();
+  await trusted.close();
   await upstream.close();
-  await identity.cleanup();
 });
 
 function start(env: Record<string, string>): Promise<TestSidecar> {

@@ -4,8 +4,8 @@ import { writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startUpstream, type FakeUpstream } from '../helpers/upstream.ts';
-import { startGateway, type FakeGateway, type HookReply } from '../helpers/gateway.ts';
-import { makeIdentityDir, type TestIdentity } from '../helpers/identity.ts';
+import { startTrustedGateway, type FakeGateway, type HookReply, type TrustedGateway } from '../helpers/gateway.ts';
+import type { TestIdentity } from '../helpers/identity.ts';
 import { startTestSidecar, TEST_API_KEY, type TestSidecar } from '../helpers/sidecar.ts';
 
 const POLICY = `
@@ -47,6 +47,7 @@ const FAILURES = Object.keys(SCRIPT).filter((k) => k.startsWith('fail-'));
 let upstream: FakeUpstream;
 let gateway: FakeGateway;
 let identity: TestIdentity;
+let trusted: TrustedGateway;
 let policyFile: string;
 
 async function post(sidecar: TestSidecar, body: unknown): Promise<{ status: number; json: Record<string, any> }> {
@@ -60,9 +61,8 @@ async function post(sidecar: TestSidecar, body: unknown): Promise<{ status: numb
 
 before(async () => {
   upstream = await startUpstream();
-  gateway = await startGateway({ prefix: '/gw' });
-  identity = await makeIdentityDir({ format: 'sec1' });
-  gateway.trust(identity.jkt, identity.agentId);
+  trusted = await startTrustedGateway({ prefix: '/gw', format: 'sec1' });
+  ({ gateway, identity } = trusted);
   gateway.onHook((event) => SCRIPT[(event.tool_input as { model: string }).model] ?? { body: { decision: 'allow' } });
   const dir = await mkdtemp(join(tmpdir(), 'fo-policy-'));
   policyFile = join(dir, 'policy.yaml');
@@ -70,10 +70,8 @@ before(async () => {
 });
 
 after(async () => {
-  assert.deepEqual(gateway.rejected, [], 'every proof the sidecar sent verified');
-  await gateway.close();
+  await trusted.close();
   await upstream.close();
-  await identity.cleanup();
 });
 
 for (const mode of ['closed', 'open'] as const) {
