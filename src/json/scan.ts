@@ -79,37 +79,121 @@ for (let i = 0; i < 6; i++) HEX[0x41 + i] = HEX[0x61 + i] = 10 + i;
 const SIMPLE_ESCAPE = new Uint8Array(256);
 for (const c of '"\\/bfnrt') SIMPLE_ESCAPE[c.charCodeAt(0)] = 1;
 
-/**
- * The end of the string whose opening quote is at `open`, or -1 when it is
- * not a valid JSON string. Bit 0 of `escapedOut[0]` is set when it holds an
- * escape.
- */
-function stringEnd(b: Uint8Array, open: number, escapedOut: Uint8Array): number {
-  const n = b.length;
-  let i = open + 1;
-  let escaped = 0;
-  for (;;) {
-    if (i >= n) return -1;
-    const c = b[i]!;
-    if (c === 0x22) break;
-    if (c < 0x20) return -1;
-    if (c === 0x5c) {
-      escaped = 1;
-      const e = b[i + 1];
-      if (e === undefined) return -1;
-      if (e === 0x75) {
-        if (i + 5 >= n || HEX[b[i + 2]!]! < 0 || HEX[b[i + 3]!]! < 0 || HEX[b[i + 4]!]! < 0 || HEX[b[i + 5]!]! < 0) return -1;
-        i += 6;
-      } else {
-        if (!SIMPLE_ESCAPE[e]) return -1;
-        i += 2;
-      }
-      continue;
-    }
-    i++;
+/** The end of the escape whose backslash is at `i` (the index after it), or -1 when it is not a JSON escape. */
+function escapeEnd(b: Uint8Array, i: number): number {
+  const e = b[i + 1];
+  if (e === 0x75) {
+    if (i + 5 >= b.length || HEX[b[i + 2]!]! < 0 || HEX[b[i + 3]!]! < 0 || HEX[b[i + 4]!]! < 0 || HEX[b[i + 5]!]! < 0) return -1;
+    return i + 6;
   }
-  escapedOut[0] = escaped;
-  return i;
+  return e !== undefined && SIMPLE_ESCAPE[e] ? i + 2 : -1;
+}
+
+/** A string read byte by byte up to here; past it, memchr and four bytes at a time. */
+const SHORT_STRING = 32;
+/** Spans at least this long are checked for control bytes a word at a time. */
+const WORD_SPAN = 64;
+
+/** The index of `byte` at or after `from`, or the length when there is none. */
+function indexOrEnd(b: Buffer, byte: number, from: number): number {
+  const at = b.indexOf(byte, from);
+  return at === -1 ? b.length : at;
+}
+
+/**
+ * Finds where the strings of one document end, left to right. A short string
+ * is read byte by byte. Past its first bytes, the closing quote and the next
+ * backslash are found with Buffer#indexOf (memchr), and the bytes between are
+ * checked for control characters four at a time: a prompt's long strings
+ * cost a fraction of a byte loop. Both positions are kept between calls and
+ * searched again only once passed, so a document costs one pass whatever
+ * its escapes.
+ */
+class StringEnds {
+  readonly #b: Buffer;
+  /** The first `"` at or after where it was last searched from (the length when none): valid while it is at or past the reader. */
+  #quote = -1;
+  #backslash = -1;
+  /** A word view of the buffer from its first 4-aligned byte, made for the first long span. */
+  #words: Int32Array | undefined;
+  #wordStart = 0;
+  /** Whether the string last ended held an escape. */
+  escaped = false;
+
+  constructor(b: Buffer) {
+    this.#b = b;
+  }
+
+  /** The index of the closing quote of the string opened at `open`, or -1 when it is not a valid JSON string. */
+  end(open: number): number {
+    const b = this.#b;
+    const n = b.length;
+    let escaped = false;
+    let i = open + 1;
+    const shortEnd = Math.min(n, i + SHORT_STRING);
+    while (i < shortEnd) {
+      const c = b[i]!;
+      if (c === 0x22) {
+        this.escaped = escaped;
+        return i;
+      }
+      if (c < 0x20) return -1;
+      if (c === 0x5c) {
+        i = escapeEnd(b, i);
+        if (i < 0) return -1;
+        escaped = true;
+      } else {
+        i++;
+      }
+    }
+    for (;;) {
+      if (i >= n) return -1;
+      if (this.#quote < i) this.#quote = indexOrEnd(b, 0x22, i);
+      if (this.#backslash < i) this.#backslash = indexOrEnd(b, 0x5c, i);
+      const quote = this.#quote;
+      const backslash = this.#backslash;
+      const stop = backslash < quote ? backslash : quote;
+      if (stop >= n || this.#hasControl(i, stop)) return -1;
+      if (stop === quote) {
+        this.escaped = escaped;
+        return quote;
+      }
+      i = escapeEnd(b, backslash);
+      if (i < 0) return -1;
+      escaped = true;
+    }
+  }
+
+  /** True when a byte below 0x20 lies in [from, to). */
+  #hasControl(from: number, to: number): boolean {
+    const b = this.#b;
+    let i = from;
+    if (to - from >= WORD_SPAN) {
+      const words = (this.#words ??= this.#wordView());
+      const start = this.#wordStart;
+      while (((i - start) & 3) !== 0) {
+        if (b[i]! < 0x20) return true;
+        i++;
+      }
+      let k = (i - start) >> 2;
+      const last = (to - start) >> 2;
+      // A word has a byte below 0x20 exactly when this is non-zero ("hasless(x, 0x20)", Bit Twiddling Hacks).
+      for (; k < last; k++) {
+        const w = words[k]!;
+        if (((w - 0x20202020) & ~w & 0x80808080) !== 0) return true;
+      }
+      i = start + (k << 2);
+    }
+    for (; i < to; i++) if (b[i]! < 0x20) return true;
+    return false;
+  }
+
+  #wordView(): Int32Array {
+    const b = this.#b;
+    this.#wordStart = (4 - (b.byteOffset & 3)) & 3;
+    const count = Math.max(0, (b.length - this.#wordStart) >> 2);
+    return new Int32Array(b.buffer, b.byteOffset + this.#wordStart, count);
+  }
 }
 
 /** The end of the number starting at `i`, or -1 when it is not a JSON number. */
@@ -156,7 +240,7 @@ export function scanJson(bytes: Buffer, options: ScanOptions): ScanResult {
   const b = bytes;
   const n = b.length;
   const { maxDepth, field, string } = options;
-  const escapedOut = new Uint8Array(1);
+  const strings = new StringEnds(bytes);
   /** One byte per open container (any depth: a body of a million `[` costs a megabyte, bounded by the body). */
   let stack = new Uint8Array(64);
   const keySets: Array<KeySet | undefined> = [];
@@ -217,9 +301,9 @@ export function scanJson(bytes: Buffer, options: ScanOptions): ScanResult {
         continue;
       }
     } else if (c === 0x22) {
-      const end = stringEnd(b, i, escapedOut);
+      const end = strings.end(i);
       if (end < 0) return fail('not_json');
-      const escaped = escapedOut[0] === 1;
+      const escaped = strings.escaped;
       if (problem === undefined) {
         if (wanted >= 0) field!(wanted, Kind.String, i + 1, end, escaped);
         if (string) string(i + 1, end, escaped);
@@ -267,9 +351,9 @@ export function scanJson(bytes: Buffer, options: ScanOptions): ScanResult {
   /** Reads `"key" :` at `i` and sets the trie node of the value that follows. */
   function readKey(): boolean {
     if (b[i] !== 0x22) return false;
-    const end = stringEnd(b, i, escapedOut);
+    const end = strings.end(i);
     if (end < 0) return false;
-    const escaped = escapedOut[0] === 1;
+    const escaped = strings.escaped;
     if (problem === undefined) {
       if (!keySets[depth]!.add(b, i + 1, end, escaped)) {
         problem = 'duplicate key';

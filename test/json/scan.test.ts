@@ -178,3 +178,50 @@ test('escapeJsonString writes what JSON.stringify writes, and round-trips lone s
   const plain = Buffer.from('nothing to escape');
   assert.equal(escapeJsonString(plain), plain, 'no copy when nothing needs escaping');
 });
+
+test('fuzz: long strings (read with memchr and a word at a time) at every alignment classify and split as the reference does', () => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  // Mostly plain text, sometimes what ends or breaks a string: escapes good and bad, raw control bytes, quotes, multi-byte text.
+  const pieces = ['lorem ', 'ipsum ', 'é', '😀', '\\n', '\\"', '\\\\', '\\u0041', '\\u00g1', '\\x', '\t', '\n', '\u001f', '\u007f', '"', '\\'];
+  const plain = 6;
+  let valid = 0;
+  for (let k = 0; k < 3_000; k++) {
+    const strings = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => {
+      let s = '';
+      const len = Math.floor(rand() * 400);
+      for (let i = 0; i < len; i++) s += pieces[rand() < 0.985 ? Math.floor(rand() * plain) : Math.floor(rand() * pieces.length)];
+      return s;
+    });
+    const text = `{"m":"x",${strings.map((s, i) => `"k${i}${rand() < 0.2 ? s.slice(0, 80) : ''}":"${s}"`).join(',')}}`;
+    // The same bytes at offsets 0-7 of a larger allocation: the word view's alignment moves.
+    const offset = k % 8;
+    const backing = Buffer.alloc(offset + Buffer.byteLength(text) + 8, 0x20);
+    backing.write(text, offset);
+    const bytes = backing.subarray(offset, offset + Buffer.byteLength(text));
+    const want = reference(bytes, 512);
+    if (want === 'ok') valid++;
+    assert.equal(scanned(bytes), want, `input ${JSON.stringify(text)} at offset ${offset}`);
+    if (want !== 'ok') continue;
+    const seen: string[] = [];
+    scanJson(bytes, { maxDepth: 512, string: (s, e, escaped) => seen.push((escaped ? unescapeJsonString(bytes, s, e) : bytes.subarray(s, e)).toString('utf8')) });
+    assert.deepEqual(seen, Object.values(JSON.parse(text) as Record<string, string>), `spans of ${JSON.stringify(text)}`);
+  }
+  assert.ok(valid > 300 && valid < 2_700, `the fuzz produced ${valid} valid documents of 3,000: both outcomes must be common`);
+});
+
+test('a control byte is found wherever it sits in a long string, and a long string without its closing quote is not JSON', () => {
+  for (const offset of [0, 1, 2, 3]) {
+    for (let at = 0; at < 300; at += 7) {
+      const s = 'a'.repeat(300).split('');
+      s[at] = '\u0001';
+      const backing = Buffer.alloc(offset + 400);
+      const text = `{"k":"${s.join('')}"}`;
+      backing.write(text, offset);
+      assert.equal(scanned(backing.subarray(offset, offset + text.length)), 'not_json', `control byte at ${at}, offset ${offset}`);
+    }
+    assert.equal(scanned(Buffer.from(`{"k":"${'a'.repeat(300)}}`)), 'not_json');
+    assert.equal(scanned(Buffer.from(`{"k":"${'a'.repeat(300)}\\"}`)), 'not_json');
+    assert.equal(scanned(Buffer.from(`{"k":"${'a'.repeat(300)}\\u12"}`)), 'not_json');
+  }
+});
