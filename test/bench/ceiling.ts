@@ -24,11 +24,11 @@
 // mismatch ends the run with exit 1. Prints a table; writes
 // test/bench/results/ceiling-<timestamp>.json (gitignored).
 // Knobs: BENCH_SECONDS (per measurement, default 5), BENCH_ROUNDS (default 3),
-// BENCH_SIDECAR (another build's dist/main.js), BENCH_IMAGE=1 (what the image
-// runs: its bundle with its NODE_ENV and NODE_OPTIONS, the floors with the same
-// NODE_OPTIONS, and the sidecars' stdout a pipe this process reads, as a
-// container runtime does; by default dist/main.js, V8's defaults, stdout to
-// /dev/null, as in the earlier rounds).
+// BENCH_IMAGE (default 1: what the image runs, its bundle with its NODE_ENV
+// and NODE_OPTIONS, the floors with the same NODE_OPTIONS, and the sidecars'
+// stdout a pipe this process reads, as a container runtime does; 0:
+// dist/main.js, V8's defaults, stdout to /dev/null, as in rounds one to
+// three), BENCH_SIDECAR (another build's dist/main.js; implies BENCH_IMAGE=0).
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
@@ -46,7 +46,8 @@ mkdirSync(RESULTS, { recursive: true });
 
 const bench = await setUp();
 const keyFile = join(bench.remoteEnv.FIRSTOPS_IDENTITY_DIR!, 'private-key.pem');
-const IMAGE = process.env.BENCH_IMAGE === '1' ? buildImageBundle(join(bench.scratch, 'image')) : undefined;
+const imageRun = (process.env.BENCH_IMAGE ?? (process.env.BENCH_SIDECAR ? '0' : '1')) === '1';
+const IMAGE = imageRun ? buildImageBundle(join(bench.scratch, 'image')) : undefined;
 const floorOptions: Record<string, string> = IMAGE?.env.NODE_OPTIONS ? { NODE_OPTIONS: IMAGE.env.NODE_OPTIONS } : {};
 
 async function startSidecar(env: Record<string, string>): Promise<SidecarProcess> {
