@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getRequestListener } from '@hono/node-server';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
 import { createDebugListener, type DebugListener } from './debug/listener.ts';
@@ -18,7 +17,7 @@ import { createInspector, type Inspector } from './policy/pool.ts';
 import { createRemoteEvaluator } from './policy/remote.ts';
 import { openPolicyStore, type PolicyStore } from './policy/store.ts';
 import type { RemoteEvaluator } from './policy/types.ts';
-import { createAdminApp } from './routes/admin.ts';
+import { createAdminHandler } from './routes/admin.ts';
 import { createLlmHandler } from './routes/llm.ts';
 import { createMcpHandler } from './routes/mcp.ts';
 import { createProxyRoutes } from './routes/proxy.ts';
@@ -142,8 +141,7 @@ function buildProxyServer(config: Config, deps: { dispatcher: Dispatcher; identi
 
 /** Step: the admin listener (/healthz, /readyz, /metrics) for probes and scrapers. */
 function buildAdminServer(metrics: Metrics, readiness: () => { ready: boolean; reasons: string[] }): Server {
-  const app = createAdminApp({ registry: metrics.registry, readiness });
-  const server = createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, getRequestListener(app.fetch, { overrideGlobalObjects: false }));
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, createAdminHandler({ registry: metrics.registry, readiness }));
   server.on('clientError', onClientError);
   return server;
 }

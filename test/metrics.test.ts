@@ -4,27 +4,56 @@ import { spawnSync } from 'node:child_process';
 import { writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAdminApp } from '../src/routes/admin.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminHandler } from '../src/routes/admin.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { startUpstream } from './helpers/upstream.ts';
 import { portsOf, runSidecar } from './helpers/process.ts';
 import { startTestSidecar } from './helpers/sidecar.ts';
 
-test('admin app: healthz, readyz both ways, metrics content type, nothing else', async () => {
+test('admin listener: healthz, readyz both ways, metrics content type, nothing else', async (t) => {
   const metrics = createMetrics({ defaultMetrics: false });
   let ready = true;
-  const app = createAdminApp({ registry: metrics.registry, readiness: () => ({ ready, reasons: ready ? [] : ['draining'] }) });
-  assert.equal((await app.request('/healthz')).status, 200);
-  assert.equal((await app.request('/readyz')).status, 200);
+  const server = createServer(createAdminHandler({ registry: metrics.registry, readiness: () => ({ ready, reasons: ready ? [] : ['draining'] }) }));
+  const { port } = await new Promise<AddressInfo>((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address() as AddressInfo)));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const get = (path: string, method = 'GET') => fetch(`http://127.0.0.1:${port}${path}`, { method });
+  const health = await get('/healthz');
+  assert.equal(health.status, 200);
+  assert.equal(health.headers.get('content-type'), 'application/json');
+  assert.deepEqual(await health.json(), { status: 'ok' });
+  assert.equal((await get('/readyz?verbose')).status, 200, 'a query does not change the route');
+  const head = await get('/healthz', 'HEAD');
+  assert.equal(head.status, 200);
+  assert.equal(await head.text(), '');
   ready = false;
-  const notReady = await app.request('/readyz');
+  const notReady = await get('/readyz');
   assert.equal(notReady.status, 503);
   assert.deepEqual(await notReady.json(), { status: 'not_ready', reasons: ['draining'] });
-  const m = await app.request('/metrics');
+  const m = await get('/metrics');
   assert.match(m.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   assert.match(await m.text(), /firstops_build_info\{version="\d+\.\d+\.\d+",node_version="v24\./);
-  assert.equal((await app.request('/llm/openai/v1/models')).status, 404);
-  assert.equal((await app.request('/mcp/x')).status, 404);
+  for (const [path, method] of [['/llm/openai/v1/models', 'GET'], ['/mcp/x', 'GET'], ['/healthz', 'POST'], ['/metrics', 'DELETE'], ['/', 'GET']] as const) {
+    const res = await get(path, method);
+    assert.equal(res.status, 404, `${method} ${path}`);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'not_found');
+  }
+});
+
+test('admin listener: a failing registry is a JSON 500, not a crash', async () => {
+  const metrics = createMetrics({ defaultMetrics: false });
+  const registry = Object.assign(Object.create(metrics.registry) as typeof metrics.registry, { metrics: () => Promise.reject(new Error('collector failed')) });
+  const server = createServer(createAdminHandler({ registry, readiness: () => ({ ready: true, reasons: [] }) }));
+  const { port } = await new Promise<AddressInfo>((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address() as AddressInfo)));
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(res.status, 500);
+    assert.deepEqual(await res.json(), { error: { code: 'internal', message: 'internal error' } });
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, 'the listener still answers');
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 /** Every line promtool prints about a page (stdout and stderr), with its exit status: a clean page has neither. */
