@@ -33,6 +33,8 @@ export interface DebugDeps {
   tap: Tap;
   levels: LevelSwitch;
   logger: Logger;
+  /** When the sidecar started (ISO 8601): the app itself is made on the listener's first request. */
+  startedAt: string;
   /** Counts response dry runs in firstops_policy_decisions_total as request ones are (the chain counts those). */
   metrics?: Metrics | undefined;
 }
@@ -129,8 +131,7 @@ function historyFilter(query: Record<string, string>, capacity: number): History
  * cross-site form cannot post to it).
  */
 export function createDebugApp(deps: DebugDeps): Hono<DebugEnv> {
-  const { config, chain, identity, policy, history, tap, levels } = deps;
-  const startedAt = new Date().toISOString();
+  const { config, chain, identity, policy, history, tap, levels, startedAt } = deps;
   const app = new Hono<DebugEnv>();
 
   app.use('*', async (c, next) => {

@@ -1,6 +1,5 @@
-import { createServer, type Server } from 'node:http';
-import { getRequestListener } from '@hono/node-server';
-import { createDebugApp, type DebugDeps } from './app.ts';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { DebugDeps } from './app.ts';
 import { createHistory, type RequestLine } from './history.ts';
 import { createLevelSwitch } from './log-level.ts';
 import { createTap } from './tap.ts';
@@ -18,8 +17,22 @@ export interface DebugListener {
   close(): Promise<void>;
 }
 
+type NodeListener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/**
+ * The debug app (hono, through its node adapter), loaded on the listener's
+ * first request. The adapter's web-standard Request, Response and Headers
+ * load Node's bundled undici, about 3 MB of the image's idle memory
+ * (docs/performance.md, "Fifth round"), for a page most sidecars never
+ * serve; the request history and the tap record from the start either way.
+ */
+async function loadDebugApp(deps: DebugDeps): Promise<NodeListener> {
+  const [{ createDebugApp }, { getRequestListener }] = await Promise.all([import('./app.ts'), import('@hono/node-server')]);
+  return getRequestListener(createDebugApp(deps).fetch, { overrideGlobalObjects: false });
+}
+
 /** Everything behind FIRSTOPS_DEBUG_PORT; not listening yet (the caller binds it with the others). */
-export function createDebugListener(deps: Omit<DebugDeps, 'history' | 'tap' | 'levels'>): DebugListener {
+export function createDebugListener(deps: Omit<DebugDeps, 'history' | 'tap' | 'levels' | 'startedAt'>): DebugListener {
   const { config, logger } = deps;
   const history = createHistory(config.debugHistory);
   const tap = createTap({
@@ -29,8 +42,15 @@ export function createDebugListener(deps: Omit<DebugDeps, 'history' | 'tap' | 'l
     onDrop: (buffered) => logger.warn({ component: 'debug', buffered_bytes: buffered }, 'dropped a slow /debug/requests/stream reader'),
   });
   const levels = createLevelSwitch(logger, config.logLevel);
-  const app = createDebugApp({ ...deps, history, tap, levels });
-  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, getRequestListener(app.fetch, { overrideGlobalObjects: false }));
+  const startedAt = new Date().toISOString();
+  let app: Promise<NodeListener> | undefined;
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+    app ??= loadDebugApp({ ...deps, history, tap, levels, startedAt });
+    app.then((listener) => listener(req, res), (err: Error) => {
+      logger.error({ component: 'debug', err: { message: err.message } }, 'the debug app failed to load');
+      res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"code":"internal","message":"internal error"}}');
+    });
+  });
   server.on('clientError', (_err, socket) => socket.destroy());
 
   return {
