@@ -41,6 +41,27 @@ const RE2_COMPILED_IN = [
   { name: 'nan (C++ headers compiled into re2.node)', dir: 'node_modules/nan' },
 ];
 
+/**
+ * `node:http` as its CommonJS object rather than an ESM import. An ESM
+ * import builds the module's namespace, which reads every export, and
+ * `http.WebSocket`, `CloseEvent` and `MessageEvent` are lazy getters that
+ * load Node's bundled undici: about 3 MB of idle memory the sidecar never
+ * uses (it runs npm undici; docs/performance.md, "Fifth round"). No other
+ * built-in's namespace loads it (checked on Node 24 for http, https, net,
+ * stream, zlib, crypto, worker_threads, fs, events). esbuild reads the named
+ * imports of a CommonJS module through getters, at use.
+ */
+const httpByRequire = {
+  name: 'node-http-by-require',
+  setup(b) {
+    b.onResolve({ filter: /^node:http$/ }, (args) => ({ path: args.path, namespace: 'node-builtin' }));
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: { main: 'dist/main.js', ...(existsSync(WORKER) ? { worker: WORKER } : {}) },
   outdir: join(out, 'dist'),
@@ -60,6 +81,7 @@ const result = await build({
   legalComments: 'none', // collected into THIRD_PARTY_NOTICES.txt instead
   metafile: true,
   logLevel: 'warning',
+  plugins: [httpByRequire],
   // CommonJS dependencies (pino, prom-client) call require() for Node
   // built-ins; give the ESM bundle one.
   banner: {
