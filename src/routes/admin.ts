@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { Reply, writeReply } from './respond.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -11,8 +12,7 @@ const NOT_FOUND = JSON.stringify({ error: { code: 'not_found', message: 'admin l
 const INTERNAL = JSON.stringify({ error: { code: 'internal', message: 'internal error' } });
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  writeReply(res, new Reply(status, { 'content-type': contentType }, body));
 }
 
 /**

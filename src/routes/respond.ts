@@ -4,8 +4,9 @@ import { errorEnvelope, sidecarErrorBody, type ErrorBody, type ErrorStyle } from
 import type { Exchange } from '../http/context.ts';
 
 /**
- * What a route answers: a JSON error the router writes, or SENT when the
- * route has written (or given up on) the response itself, as a relay does.
+ * An answer to write whole (a route's JSON error, an admin answer), or SENT
+ * when the route has written (or given up on) the response itself, as a
+ * relay does.
  */
 export class Reply {
   readonly status: number;
