@@ -16,12 +16,13 @@ export interface SidecarProcess {
 }
 
 /**
- * Runs dist/main.js (npm test builds it first) with the given env; stdout JSON
- * lines are parsed. The debug listener takes a free port unless the test
- * names one: test files run in parallel, and its default (9324) is one port.
+ * Runs dist/main.js (npm test builds it first), or another entry (`main`,
+ * the image's bundle), with the given env and node flags; stdout JSON lines
+ * are parsed. The debug listener takes a free port unless the test names
+ * one: test files run in parallel, and its default (9324) is one port.
  */
-export function runSidecar(args: string[], env: Record<string, string>): SidecarProcess {
-  const child = spawn(NODE, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', FIRSTOPS_DEBUG_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runSidecar(args: string[], env: Record<string, string>, options: { main?: string; nodeArgs?: string[] } = {}): SidecarProcess {
+  const child = spawn(NODE, [...(options.nodeArgs ?? []), options.main ?? MAIN, ...args], { env: { PATH: process.env.PATH ?? '', FIRSTOPS_DEBUG_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
   const arrivals = new Waiter<Record<string, unknown>>();
