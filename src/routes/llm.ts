@@ -93,11 +93,13 @@ export function createLlmHandler(deps: {
     if (body instanceof Reply) return body;
 
     const hop = openHop(x, { route: 'llm', metrics, classify: upstreamError, style });
+    // The event's tool name, for the request's evaluation and, when asked, the answer's.
+    const toolName = llmToolName(provider, rest);
     // Every body meets the local rules (tool_name, channel, default), so
     // `default: deny` means deny; the gateway is asked about JSON objects only.
     const evaluation = chain.evaluate(
       {
-        toolName: llmToolName(provider, rest),
+        toolName,
         channel: 'llm',
         body,
         contentType: req.headers['content-type'],
@@ -158,7 +160,7 @@ export function createLlmHandler(deps: {
         remote: evaluator && logger
           ? createResponseRemote({
             evaluator, failMode: config.failMode, metrics, logger,
-            toolName: llmToolName(provider, rest), toolInput: result.body, reserve: (bytes) => share.take(bytes),
+            toolName, toolInput: result.body, reserve: (bytes) => share.take(bytes),
           })
           : undefined,
         abortUpstream: () => hop.cancel(new Error('the response gate ended the stream')),
